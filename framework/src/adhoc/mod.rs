@@ -1,0 +1,401 @@
+//! XEP-0050 ad-hoc commands with XEP-0004 forms.
+//!
+//! A command implements [`AdhocCommand`]; the framework lists it in disco
+//! (node `http://jabber.org/protocol/commands`), keeps sessions (bound to
+//! the requester's full JID, expiring when idle), and handles `execute`,
+//! `next`, `prev`, `complete` and `cancel`. A multi-stage command looks at
+//! [`CommandSession::stage`] and the values submitted so far.
+//!
+//! ```
+//! use satellite::adhoc::{AdhocCommand, CommandSession, Step};
+//! use satellite::xmpp::data_forms::{DataForm, DataFormType, Field, FieldType};
+//! use satellite::{async_trait, Context, HandlerError};
+//!
+//! struct Greet;
+//!
+//! #[async_trait]
+//! impl AdhocCommand for Greet {
+//!     fn node(&self) -> &str { "greet" }
+//!     fn name(&self) -> &str { "Say hello" }
+//!     async fn execute(&self, _cx: &Context, s: &mut CommandSession) -> Result<Step, HandlerError> {
+//!         match s.value("name") {
+//!             None => Ok(Step::form(DataForm::new(DataFormType::Form, "urn:example:greet",
+//!                 vec![Field::new("name", FieldType::TextSingle)]))),
+//!             Some(name) => Ok(Step::done().note_info(format!("Hello, {name}!"))),
+//!         }
+//!     }
+//! }
+//! ```
+
+pub mod payload;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use xmpp_parsers::data_forms::{DataForm, DataFormType};
+use xmpp_parsers::disco::{DiscoInfoResult, Identity, Item};
+use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::ns;
+
+use crate::error::HandlerError;
+use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
+use crate::Context;
+use payload::{Action, Actions, Command, CommandError, Note, NoteType};
+
+/// Sessions idle longer than this are forgotten.
+const SESSION_IDLE: Duration = Duration::from_secs(600);
+/// Open sessions per requester.
+const SESSIONS_PER_REQUESTER: usize = 8;
+/// Open sessions in all.
+const SESSIONS_TOTAL: usize = 1024;
+
+/// Who may list and run a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone who can reach the component.
+    Anyone,
+    /// Only the component's configured `admins`.
+    Admins,
+}
+
+/// One ad-hoc command.
+#[async_trait]
+pub trait AdhocCommand: Send + Sync + 'static {
+    /// The command's node (unique within the component).
+    fn node(&self) -> &str;
+    /// Its human-readable name.
+    fn name(&self) -> &str;
+    /// Who may list and run it (default: anyone).
+    fn access(&self) -> Access {
+        Access::Anyone
+    }
+    /// Runs one stage. Called with stage 0 on `execute`; after each
+    /// submitted form the stage goes up by one (down on `prev`).
+    async fn execute(&self, cx: &Context, session: &mut CommandSession)
+    -> Result<Step, HandlerError>;
+}
+
+/// The state of one run of a command.
+#[derive(Debug, Clone)]
+pub struct CommandSession {
+    /// Who runs it.
+    pub requester: Jid,
+    /// Stage number, from 0.
+    pub stage: usize,
+    /// The action that led to this stage.
+    pub action: Action,
+    /// Every field value submitted so far, by var.
+    pub values: BTreeMap<String, Vec<String>>,
+    /// The form submitted with this action, if any.
+    pub submitted: Option<DataForm>,
+}
+
+impl CommandSession {
+    /// The first submitted value of a field.
+    pub fn value(&self, var: &str) -> Option<&str> {
+        self.values.get(var)?.first().map(String::as_str)
+    }
+}
+
+/// What a stage produced.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Ask for a form; `more` tells whether stages follow.
+    Form {
+        /// The form to fill in.
+        form: DataForm,
+        /// Whether further stages follow (offer `next`, else `complete`).
+        more: bool,
+        /// Notes shown with the form.
+        notes: Vec<Note>,
+    },
+    /// The command is done.
+    Done {
+        /// A result form to show, if any.
+        form: Option<DataForm>,
+        /// Notes (e.g. "Sent to 12 users").
+        notes: Vec<Note>,
+    },
+}
+
+impl Step {
+    /// A form that is the last stage.
+    pub fn form(form: DataForm) -> Self {
+        Step::Form {
+            form,
+            more: false,
+            notes: Vec::new(),
+        }
+    }
+
+    /// A form with stages after it.
+    pub fn form_then_more(form: DataForm) -> Self {
+        Step::Form {
+            form,
+            more: true,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Completion without a result form.
+    pub fn done() -> Self {
+        Step::Done {
+            form: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Completion with a result form.
+    pub fn done_with(form: DataForm) -> Self {
+        Step::Done {
+            form: Some(form),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Adds an info note.
+    pub fn note_info(self, text: impl Into<String>) -> Self {
+        self.note(Note::new(NoteType::Info, text))
+    }
+
+    /// Adds a note.
+    pub fn note(mut self, note: Note) -> Self {
+        match &mut self {
+            Step::Form { notes, .. } | Step::Done { notes, .. } => notes.push(note),
+        }
+        self
+    }
+}
+
+struct OpenSession {
+    node: String,
+    session: CommandSession,
+    last_used: Instant,
+    /// Whether the stage shown offered `prev`.
+    has_prev: bool,
+}
+
+/// The built-in plugin serving ad-hoc commands.
+pub(crate) struct AdhocPlugin {
+    commands: Vec<Arc<dyn AdhocCommand>>,
+    admins: Vec<BareJid>,
+    sessions: Mutex<HashMap<String, OpenSession>>,
+}
+
+impl AdhocPlugin {
+    pub(crate) fn new(commands: Vec<Arc<dyn AdhocCommand>>, admins: Vec<BareJid>) -> Self {
+        Self {
+            commands,
+            admins,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn allowed(&self, command: &dyn AdhocCommand, requester: &Jid) -> bool {
+        match command.access() {
+            Access::Anyone => true,
+            Access::Admins => self.admins.iter().any(|a| *a == requester.to_bare()),
+        }
+    }
+
+    fn find(&self, node: &str) -> Option<&Arc<dyn AdhocCommand>> {
+        self.commands.iter().find(|c| c.node() == node)
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, OpenSession>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a session out for the duration of one stage.
+    fn take_session(&self, id: &str, node: &str, requester: &Jid) -> Result<OpenSession, HandlerError> {
+        let mut sessions = self.sessions();
+        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
+        match sessions.get(id) {
+            Some(s) if s.node == node && s.session.requester == *requester => {
+                sessions.remove(id).ok_or_else(|| bad_session())
+            }
+            _ => Err(bad_session()),
+        }
+    }
+
+    fn reserve(&self, requester: &Jid) -> Result<String, HandlerError> {
+        let mut sessions = self.sessions();
+        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
+        let mine = sessions
+            .values()
+            .filter(|s| s.session.requester == *requester)
+            .count();
+        if mine >= SESSIONS_PER_REQUESTER || sessions.len() >= SESSIONS_TOTAL {
+            return Err(HandlerError::resource_constraint(
+                "too many open command sessions",
+            ));
+        }
+        Ok(format!("{:016x}", rand::random::<u64>()))
+    }
+
+    async fn run_stage(
+        &self,
+        cx: &Context,
+        command: &dyn AdhocCommand,
+        sessionid: String,
+        mut open: OpenSession,
+    ) -> IqResult {
+        let step = command.execute(cx, &mut open.session).await?;
+        let node = command.node().to_owned();
+        let reply = match step {
+            Step::Form { form, more, notes } => {
+                let prev = open.session.stage > 0;
+                let actions = if more {
+                    Actions::next(prev)
+                } else {
+                    Actions::complete(prev)
+                };
+                open.has_prev = prev;
+                open.last_used = Instant::now();
+                self.sessions().insert(sessionid.clone(), open);
+                let mut c = Command::executing(node, sessionid, form, actions);
+                c.notes = notes;
+                c
+            }
+            Step::Done { form, notes } => {
+                let mut c = Command::completed(node, sessionid);
+                c.form = form;
+                c.notes = notes;
+                c
+            }
+        };
+        Ok(Some(reply.into()))
+    }
+}
+
+fn bad_session() -> HandlerError {
+    HandlerError::from(CommandError::BadSessionid.into_stanza_error())
+}
+
+fn submitted_values(form: &DataForm) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
+    form.fields
+        .iter()
+        .filter(|f| !f.is_form_type(&form.type_))
+        .filter_map(|f| Some((f.var.clone()?, f.values.clone())))
+}
+
+#[async_trait]
+impl Plugin for AdhocPlugin {
+    fn name(&self) -> &'static str {
+        "adhoc"
+    }
+
+    fn disco(&self) -> Disco {
+        if self.commands.is_empty() {
+            return Disco::default();
+        }
+        Disco::default().feature(payload::NS)
+    }
+
+    fn iq_routes(&self) -> Vec<IqRoute> {
+        vec![IqRoute::set(payload::NS, "command").scope(Scope::Domain)]
+    }
+
+    async fn disco_info(&self, _cx: &Context, from: &Jid, to: &Jid, node: Option<&str>) -> Option<DiscoInfoResult> {
+        let node = node?;
+        if to.node().is_some() || to.resource().is_some() {
+            return None;
+        }
+        let mut info = DiscoInfoResult {
+            node: None,
+            identities: Vec::new(),
+            features: Default::default(),
+            extensions: Vec::new(),
+        };
+        if node == payload::NS {
+            info.identities.push(Identity::new("automation", "command-list", "en", "Commands"));
+        } else {
+            let command = self.find(node).filter(|c| self.allowed(c.as_ref(), from))?;
+            info.identities.push(Identity::new("automation", "command-node", "en", command.name()));
+            info.features.insert(payload::NS.to_owned());
+            info.features.insert(ns::DATA_FORMS.to_owned());
+        }
+        Some(info)
+    }
+
+    async fn disco_items(&self, cx: &Context, from: &Jid, to: &Jid, node: Option<&str>) -> Vec<Item> {
+        if node != Some(payload::NS) || to.node().is_some() || to.resource().is_some() {
+            return Vec::new();
+        }
+        self.commands
+            .iter()
+            .filter(|c| self.allowed(c.as_ref(), from))
+            .map(|c| Item {
+                jid: Jid::from(cx.jid().clone()),
+                node: Some(c.node().to_owned()),
+                name: Some(c.name().to_owned()),
+            })
+            .collect()
+    }
+
+    async fn handle_iq(&self, cx: &Context, iq: IqRequest) -> IqResult {
+        if Command::has_malformed_action(&iq.payload) {
+            return Err(CommandError::MalformedAction.into_stanza_error().into());
+        }
+        let request: Command = iq.parse()?;
+        let command = self
+            .find(&request.node)
+            .ok_or_else(HandlerError::item_not_found)?;
+        if !self.allowed(command.as_ref(), &iq.from) {
+            return Err(HandlerError::forbidden("this command is for administrators"));
+        }
+        let action = request.effective_action();
+        let Some(sessionid) = request.sessionid.clone() else {
+            if action != Action::Execute {
+                return Err(CommandError::BadAction.into_stanza_error().into());
+            }
+            let sessionid = self.reserve(&iq.from)?;
+            let mut session = CommandSession {
+                requester: iq.from.clone(),
+                stage: 0,
+                action,
+                values: BTreeMap::new(),
+                submitted: None,
+            };
+            if let Some(form) = &request.form {
+                session.values.extend(submitted_values(form));
+                session.submitted = Some(form.clone());
+            }
+            let open = OpenSession {
+                node: request.node.clone(),
+                session,
+                last_used: Instant::now(),
+                has_prev: false,
+            };
+            return self.run_stage(cx, command.as_ref(), sessionid, open).await;
+        };
+        let mut open = self.take_session(&sessionid, &request.node, &iq.from)?;
+        match action {
+            Action::Cancel => {
+                return Ok(Some(Command::canceled(request.node, sessionid).into()));
+            }
+            Action::Prev => {
+                if !open.has_prev {
+                    self.sessions().insert(sessionid, open);
+                    return Err(CommandError::BadAction.into_stanza_error().into());
+                }
+                open.session.stage = open.session.stage.saturating_sub(1);
+                open.session.submitted = None;
+            }
+            Action::Execute | Action::Next | Action::Complete => {
+                if let Some(form) = &request.form {
+                    if form.type_ == DataFormType::Cancel {
+                        return Ok(Some(Command::canceled(request.node, sessionid).into()));
+                    }
+                    open.session.values.extend(submitted_values(form));
+                }
+                open.session.submitted = request.form.clone();
+                open.session.stage += 1;
+            }
+        }
+        open.session.action = action;
+        self.run_stage(cx, command.as_ref(), sessionid, open).await
+    }
+}

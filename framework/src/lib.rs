@@ -1,0 +1,86 @@
+//! # satellite
+//!
+//! A framework for XMPP external components (XEP-0114). A gateway
+//! implements [`Plugin`]; the framework owns the rest: the link to the
+//! server (handshake, keepalive, ping, reconnect with backoff, a bounded
+//! outbound queue that survives reconnects), routing with error replies,
+//! per-address ordering, service discovery, ping, version, ad-hoc commands,
+//! configuration and graceful shutdown.
+//!
+//! ```no_run
+//! use satellite::{async_trait, Component, Config, Context, Flow, Plugin};
+//! use satellite::xmpp::message::Message;
+//!
+//! struct Echo;
+//!
+//! #[async_trait]
+//! impl Plugin for Echo {
+//!     fn name(&self) -> &'static str { "echo" }
+//!     async fn handle_message(&self, cx: &Context, m: &Message) -> Flow {
+//!         let mut reply = m.clone();
+//!         (reply.from, reply.to) = (m.to.clone(), m.from.clone());
+//!         let _ = cx.send(reply).await;
+//!         Flow::Handled
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load("echo.toml")?;
+//! let component = Component::builder(config.components[0].clone()).plugin(Echo).build()?;
+//! component.run(satellite::CancellationToken::new()).await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layout
+//!
+//! - [`plugin`]: the [`Plugin`] trait, IQ routes, disco declarations.
+//! - [`context`]: [`Context`], what handlers use to send and request.
+//! - [`component`]: [`Component`] and its builder.
+//! - [`config`]: the TOML config and its errors.
+//! - [`adhoc`]: XEP-0050 ad-hoc commands with XEP-0004 forms.
+//! - `stream`, `link`, `router`, `dispatch`: the link, its loop, routing
+//!   and per-address ordering (internal).
+//! - [`testing`] (feature `testing`): an in-process mock server.
+
+#![forbid(unsafe_code)]
+
+pub mod adhoc;
+mod backoff;
+pub mod component;
+pub mod config;
+pub mod context;
+mod disco;
+mod dispatch;
+mod error;
+mod handshake;
+mod link;
+mod ping;
+pub mod plugin;
+mod router;
+mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod version;
+
+pub use async_trait::async_trait;
+pub use backoff::Backoff;
+pub use component::{Component, ComponentBuilder, LinkStatus};
+pub use config::{ComponentConfig, Config, ConfigError, LogConfig, LogFormat, Secret};
+pub use context::Context;
+pub use disco::DiscoPlugin;
+pub use error::{BoxError, HandlerError, RequestError, SendError};
+pub use handshake::{handshake_digest, verify_handshake};
+pub use ping::Ping;
+pub use plugin::{Disco, Flow, IqRequest, IqResult, IqRoute, IqType, Plugin, Scope};
+pub use router::RouteConflict;
+pub use stream::HandshakeError;
+pub use tokio_util::sync::CancellationToken;
+pub use version::Version;
+/// The xmpp-parsers crate, for stanza and payload types.
+pub use xmpp_parsers as xmpp;
+/// JIDs.
+pub use xmpp_parsers::jid;
+/// XML elements.
+pub use xmpp_parsers::minidom::{self, Element};
+/// The xso crate, for deriving payload types.
+pub use xso;

@@ -1,0 +1,261 @@
+//! The plugin trait: what a gateway implements.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use xmpp_parsers::data_forms::DataForm;
+use xmpp_parsers::disco::{DiscoInfoResult, Identity, Item};
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::Message;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::presence::Presence;
+
+use crate::adhoc::AdhocCommand;
+use crate::error::{BoxError, HandlerError};
+use crate::Context;
+
+/// The reply to an IQ request: a payload (or an empty result), or an error
+/// that is sent back as a stanza error.
+pub type IqResult = Result<Option<Element>, HandlerError>;
+
+/// Whether a message or presence was taken care of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Offer the stanza to the next plugin.
+    Continue,
+    /// Stop here; no later plugin sees the stanza.
+    Handled,
+}
+
+/// The type of an IQ request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IqType {
+    /// `type='get'`
+    Get,
+    /// `type='set'`
+    Set,
+}
+
+/// Which addresses of the component an IQ route covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The component's own JID (`upload.example.org`).
+    Domain,
+    /// Any other address at the component (`room@rooms.example.org`,
+    /// `room@rooms.example.org/nick`, `rooms.example.org/resource`).
+    Entities,
+    /// Both.
+    Any,
+}
+
+impl Scope {
+    pub(crate) fn overlaps(self, other: Scope) -> bool {
+        self == Scope::Any || other == Scope::Any || self == other
+    }
+
+    pub(crate) fn covers(self, to_domain: bool) -> bool {
+        match self {
+            Scope::Any => true,
+            Scope::Domain => to_domain,
+            Scope::Entities => !to_domain,
+        }
+    }
+}
+
+/// An IQ a plugin owns: requests of this type whose payload is the element
+/// `{ns}name`, addressed within `scope`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IqRoute {
+    /// `get` or `set`.
+    pub type_: IqType,
+    /// Namespace of the payload element.
+    pub ns: String,
+    /// Name of the payload element.
+    pub name: String,
+    /// Addresses covered.
+    pub scope: Scope,
+}
+
+impl IqRoute {
+    /// A `get` route for `{ns}name`, on every address of the component.
+    pub fn get(ns: &str, name: &str) -> Self {
+        Self::new(IqType::Get, ns, name)
+    }
+
+    /// A `set` route for `{ns}name`, on every address of the component.
+    pub fn set(ns: &str, name: &str) -> Self {
+        Self::new(IqType::Set, ns, name)
+    }
+
+    fn new(type_: IqType, ns: &str, name: &str) -> Self {
+        Self {
+            type_,
+            ns: ns.to_owned(),
+            name: name.to_owned(),
+            scope: Scope::Any,
+        }
+    }
+
+    /// Narrows the route to some addresses.
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+}
+
+/// An IQ `get` or `set` addressed to the component, for its route's owner.
+#[derive(Debug, Clone)]
+pub struct IqRequest {
+    /// The requester.
+    pub from: Jid,
+    /// The address at the component it was sent to.
+    pub to: Jid,
+    /// The stanza id (the framework copies it to the reply).
+    pub id: String,
+    /// `get` or `set`.
+    pub type_: IqType,
+    /// The payload element.
+    pub payload: Element,
+}
+
+impl IqRequest {
+    /// Parses the payload into an xmpp-parsers (or xso) type; a payload that
+    /// does not parse becomes a `bad-request` reply through `?`.
+    pub fn parse<T>(&self) -> Result<T, HandlerError>
+    where
+        T: TryFrom<Element, Error = xmpp_parsers::FromElementError>,
+    {
+        Ok(T::try_from(self.payload.clone())?)
+    }
+
+    /// Whether the request is addressed to the component's own JID.
+    pub fn is_to_domain(&self) -> bool {
+        self.to.node().is_none() && self.to.resource().is_none()
+    }
+}
+
+/// What a plugin contributes to the component's disco#info (XEP-0030),
+/// including XEP-0128 extended forms.
+#[derive(Debug, Clone, Default)]
+pub struct Disco {
+    /// Identities (category/type/name).
+    pub identities: Vec<Identity>,
+    /// Feature vars.
+    pub features: Vec<String>,
+    /// Extended information forms (XEP-0128).
+    pub forms: Vec<DataForm>,
+}
+
+impl Disco {
+    /// Adds an identity.
+    pub fn identity(mut self, category: &str, type_: &str, name: &str) -> Self {
+        self.identities
+            .push(Identity::new(category, type_, "en", name));
+        self
+    }
+
+    /// Adds a feature.
+    pub fn feature(mut self, var: &str) -> Self {
+        self.features.push(var.to_owned());
+        self
+    }
+
+    /// Adds an extended information form.
+    pub fn form(mut self, form: DataForm) -> Self {
+        self.forms.push(form);
+        self
+    }
+}
+
+/// A gateway, or one part of one.
+///
+/// Every hook has a default, so a plugin implements only what it needs.
+/// Plugins are stored as `Arc<dyn Plugin>`; state lives in the struct.
+///
+/// ```
+/// use satellite::{async_trait, Context, Flow, Plugin};
+/// use satellite::xmpp::message::Message;
+///
+/// struct Echo;
+///
+/// #[async_trait]
+/// impl Plugin for Echo {
+///     fn name(&self) -> &'static str { "echo" }
+///     async fn handle_message(&self, cx: &Context, m: &Message) -> Flow {
+///         if let Some(from) = &m.from {
+///             let mut reply = m.clone();
+///             reply.to = Some(from.clone());
+///             reply.from = m.to.clone();
+///             let _ = cx.send(reply).await;
+///         }
+///         Flow::Handled
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// A short name, used in logs.
+    fn name(&self) -> &'static str;
+
+    /// Identities, features and forms for the component's disco#info.
+    fn disco(&self) -> Disco {
+        Disco::default()
+    }
+
+    /// IQ requests this plugin owns. Two plugins owning the same route is
+    /// an error when the component is built.
+    fn iq_routes(&self) -> Vec<IqRoute> {
+        Vec::new()
+    }
+
+    /// Ad-hoc commands (XEP-0050) this plugin offers.
+    fn commands(&self) -> Vec<Arc<dyn AdhocCommand>> {
+        Vec::new()
+    }
+
+    /// disco#info of an address other than the component's own JID, or of
+    /// a node. `None` if this plugin does not know it.
+    async fn disco_info(
+        &self,
+        _cx: &Context,
+        _from: &Jid,
+        _to: &Jid,
+        _node: Option<&str>,
+    ) -> Option<DiscoInfoResult> {
+        None
+    }
+
+    /// disco#items this plugin lists at an address (and node).
+    async fn disco_items(
+        &self,
+        _cx: &Context,
+        _from: &Jid,
+        _to: &Jid,
+        _node: Option<&str>,
+    ) -> Vec<Item> {
+        Vec::new()
+    }
+
+    /// Called after every successful handshake (also after a reconnect).
+    async fn on_connected(&self, _cx: &Context) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Handles an IQ request on one of [`Plugin::iq_routes`].
+    async fn handle_iq(&self, _cx: &Context, _iq: IqRequest) -> IqResult {
+        Err(HandlerError::service_unavailable())
+    }
+
+    /// Offered every message, in plugin order.
+    async fn handle_message(&self, _cx: &Context, _message: &Message) -> Flow {
+        Flow::Continue
+    }
+
+    /// Offered every presence, in plugin order.
+    async fn handle_presence(&self, _cx: &Context, _presence: &Presence) -> Flow {
+        Flow::Continue
+    }
+
+    /// Called once when the component stops, before the stream closes.
+    async fn on_shutdown(&self, _cx: &Context) {}
+}

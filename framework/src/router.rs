@@ -1,0 +1,389 @@
+//! Routing: which plugin gets a stanza, and what goes back when nobody does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::Jid;
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::presence::Presence;
+use xmpp_parsers::stanza_error::StanzaError;
+
+use crate::error::HandlerError;
+use crate::plugin::{Flow, IqRequest, IqRoute, IqType, Plugin, Scope};
+use crate::stream::{NS_COMPONENT, attr_name};
+use crate::Context;
+
+/// Two plugins claim the same IQ route.
+#[derive(Debug, thiserror::Error)]
+#[error("plugins `{first}` and `{second}` both claim {type_:?} IQs with <{name} xmlns='{ns}'/>")]
+pub struct RouteConflict {
+    /// The plugin registered first.
+    pub first: &'static str,
+    /// The plugin registered second.
+    pub second: &'static str,
+    /// The IQ type.
+    pub type_: IqType,
+    /// The payload namespace.
+    pub ns: String,
+    /// The payload element name.
+    pub name: String,
+}
+
+type RouteKey = (IqType, String, String);
+
+/// The plugins of a component and the IQ routes they own.
+pub(crate) struct Router {
+    plugins: Vec<Arc<dyn Plugin>>,
+    routes: HashMap<RouteKey, Vec<(Scope, usize)>>,
+}
+
+impl Router {
+    pub(crate) fn new(plugins: Vec<Arc<dyn Plugin>>) -> Result<Self, RouteConflict> {
+        let mut routes: HashMap<RouteKey, Vec<(Scope, usize)>> = HashMap::new();
+        for (index, plugin) in plugins.iter().enumerate() {
+            for IqRoute {
+                type_,
+                ns,
+                name,
+                scope,
+            } in plugin.iq_routes()
+            {
+                let owners = routes.entry((type_, ns.clone(), name.clone())).or_default();
+                if let Some((_, other)) = owners.iter().find(|(s, _)| s.overlaps(scope)) {
+                    return Err(RouteConflict {
+                        first: plugins[*other].name(),
+                        second: plugin.name(),
+                        type_,
+                        ns,
+                        name,
+                    });
+                }
+                owners.push((scope, index));
+            }
+        }
+        Ok(Self { plugins, routes })
+    }
+
+    pub(crate) fn plugins(&self) -> &[Arc<dyn Plugin>] {
+        &self.plugins
+    }
+
+    fn owner(&self, type_: IqType, payload: &Element, to_domain: bool) -> Option<&Arc<dyn Plugin>> {
+        let key = (type_, payload.ns(), payload.name().to_owned());
+        self.routes
+            .get(&key)?
+            .iter()
+            .find(|(scope, _)| scope.covers(to_domain))
+            .map(|(_, index)| &self.plugins[*index])
+    }
+
+    /// Handles one inbound element (already taken off the link).
+    pub(crate) async fn handle(&self, cx: &Context, el: Element) {
+        match Inbound::classify(el) {
+            Inbound::Iq(iq) => self.handle_iq(cx, iq).await,
+            Inbound::Message(m) => self.handle_message(cx, m).await,
+            Inbound::Presence(p) => self.handle_presence(cx, p).await,
+            Inbound::Invalid { reply, reason } => {
+                tracing::warn!(%reason, "invalid stanza");
+                if let Some(reply) = reply {
+                    send(cx, reply).await;
+                }
+            }
+            Inbound::Other(el) => {
+                tracing::debug!(name = el.name(), ns = el.ns(), "ignored a non-stanza element");
+            }
+        }
+    }
+
+    async fn handle_iq(&self, cx: &Context, iq: Iq) {
+        let (type_, from, to, id, payload) = match iq {
+            Iq::Get {
+                from,
+                to,
+                id,
+                payload,
+            } => (IqType::Get, from, to, id, payload),
+            Iq::Set {
+                from,
+                to,
+                id,
+                payload,
+            } => (IqType::Set, from, to, id, payload),
+            // Replies to nobody's request (late, or unsolicited): never
+            // answered, so error loops cannot start.
+            other => {
+                tracing::debug!(id = other.id(), "dropped an unsolicited iq reply");
+                return;
+            }
+        };
+        let Some(from) = from else {
+            tracing::warn!(id, "dropped an iq without a sender");
+            return;
+        };
+        let to = to.unwrap_or_else(|| Jid::from(cx.jid().clone()));
+        let to_domain = to.node().is_none() && to.resource().is_none();
+        let result = match self.owner(type_, &payload, to_domain) {
+            Some(plugin) => {
+                let request = IqRequest {
+                    from: from.clone(),
+                    to: to.clone(),
+                    id: id.clone(),
+                    type_,
+                    payload,
+                };
+                let result = plugin.handle_iq(cx, request).await;
+                if let Err(HandlerError::Internal(e)) = &result {
+                    tracing::error!(plugin = plugin.name(), error = %e, "iq handler failed");
+                }
+                result
+            }
+            None => Err(HandlerError::service_unavailable()),
+        };
+        let reply = match result {
+            Ok(payload) => Iq::Result {
+                from: Some(to),
+                to: Some(from),
+                id,
+                payload,
+            },
+            Err(e) => Iq::Error {
+                from: Some(to),
+                to: Some(from),
+                id,
+                error: e.into_stanza_error(),
+                payload: None,
+            },
+        };
+        send(cx, reply).await;
+    }
+
+    async fn handle_message(&self, cx: &Context, message: Message) {
+        for plugin in &self.plugins {
+            if plugin.handle_message(cx, &message).await == Flow::Handled {
+                return;
+            }
+        }
+        // Nobody took it: tell the sender rather than drop it silently
+        // (RFC 6121 §8.5.2); never for errors, and not for groupchat or
+        // headline messages, which expect no answer.
+        if matches!(message.type_, MessageType::Chat | MessageType::Normal)
+            && let Some(from) = message.from.clone()
+        {
+            let mut reply = Message::new_with_type(MessageType::Error, Some(from));
+            reply.from = message.to.clone();
+            reply.id = message.id.clone();
+            reply
+                .payloads
+                .push(HandlerError::service_unavailable().into_stanza_error().into());
+            send(cx, reply).await;
+        }
+    }
+
+    async fn handle_presence(&self, cx: &Context, presence: Presence) {
+        for plugin in &self.plugins {
+            if plugin.handle_presence(cx, &presence).await == Flow::Handled {
+                return;
+            }
+        }
+    }
+}
+
+async fn send(cx: &Context, reply: impl Into<Element>) {
+    if let Err(e) = cx.send(reply).await {
+        tracing::warn!(error = %e, "could not queue a reply");
+    }
+}
+
+/// An inbound element, typed.
+pub(crate) enum Inbound {
+    Iq(Iq),
+    Message(Message),
+    Presence(Presence),
+    /// A stanza that does not parse; `reply` is the error to send back,
+    /// when the stanza can be answered.
+    Invalid {
+        reply: Option<Element>,
+        reason: String,
+    },
+    /// Anything that is not a stanza.
+    Other(Element),
+}
+
+impl Inbound {
+    pub(crate) fn classify(el: Element) -> Self {
+        if el.ns() != NS_COMPONENT || !matches!(el.name(), "iq" | "message" | "presence") {
+            return Inbound::Other(el);
+        }
+        let header = RawHeader::of(&el);
+        let parsed = match el.name() {
+            "iq" => Iq::try_from(el).map(Inbound::Iq),
+            "message" => Message::try_from(el).map(Inbound::Message),
+            _ => Presence::try_from(el).map(Inbound::Presence),
+        };
+        parsed.unwrap_or_else(|e| {
+            let reason = format!(
+                "<{}/> from {} (id {}): {e}",
+                header.name,
+                header.from.as_deref().unwrap_or("?"),
+                header.id.as_deref().unwrap_or("none"),
+            );
+            Inbound::Invalid {
+                reply: header.bad_request_reply(&e.to_string()),
+                reason,
+            }
+        })
+    }
+}
+
+/// The addressing attributes of a stanza that failed to parse, kept so it
+/// can still be answered.
+pub(crate) struct RawHeader {
+    name: String,
+    from: Option<String>,
+    to: Option<String>,
+    id: Option<String>,
+    type_: Option<String>,
+}
+
+impl RawHeader {
+    pub(crate) fn of(el: &Element) -> Self {
+        let attr = |name: &str| el.attr(name).map(str::to_owned);
+        Self {
+            name: el.name().to_owned(),
+            from: attr("from"),
+            to: attr("to"),
+            id: attr("id"),
+            type_: attr("type"),
+        }
+    }
+
+    /// A `bad-request` error stanza of the same kind, or `None` when the
+    /// stanza is an error itself (never answered) or names no sender.
+    fn bad_request_reply(&self, text: &str) -> Option<Element> {
+        self.error_reply(HandlerError::bad_request(text))
+    }
+
+    /// An error stanza of the same kind answering this one, or `None` when
+    /// the stanza must not be answered: an error itself, a presence, a
+    /// result, or one without a sender.
+    pub(crate) fn error_reply(&self, error: HandlerError) -> Option<Element> {
+        if matches!(self.type_.as_deref(), Some("error") | Some("result")) {
+            return None;
+        }
+        let to = self.from.as_deref()?;
+        // An unparsable `from` cannot be addressed either.
+        Jid::new(to).ok()?;
+        let error: StanzaError = error.into_stanza_error();
+        let mut reply = Element::builder(&self.name, NS_COMPONENT)
+            .attr(attr_name("type"), "error")
+            .attr(attr_name("to"), to)
+            .append(Element::from(error));
+        if let Some(from) = self.to.as_deref().filter(|t| Jid::new(t).is_ok()) {
+            reply = reply.attr(attr_name("from"), from);
+        }
+        if let Some(id) = &self.id {
+            reply = reply.attr(attr_name("id"), id.as_str());
+        }
+        Some(reply.build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(xml: &str) -> Element {
+        xml.parse().expect("test xml")
+    }
+
+    #[test]
+    fn invalid_message_type_gets_bad_request() {
+        let el = parse(
+            "<message xmlns='jabber:component:accept' from='a@b/c' to='x.b' id='m1' type='shout'/>",
+        );
+        let Inbound::Invalid { reply: Some(reply), .. } = Inbound::classify(el) else {
+            panic!("expected an invalid stanza with a reply");
+        };
+        assert_eq!(reply.name(), "message");
+        assert_eq!(reply.attr("type"), Some("error"));
+        assert_eq!(reply.attr("to"), Some("a@b/c"));
+        assert_eq!(reply.attr("from"), Some("x.b"));
+        assert_eq!(reply.attr("id"), Some("m1"));
+        let error = reply.get_child("error", NS_COMPONENT).expect("error child");
+        assert!(error.has_child("bad-request", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    }
+
+    #[test]
+    fn iq_without_id_is_answered_without_id() {
+        let el = parse("<iq xmlns='jabber:component:accept' from='a@b/c' to='x.b' type='get'><ping xmlns='urn:xmpp:ping'/></iq>");
+        let Inbound::Invalid { reply: Some(reply), .. } = Inbound::classify(el) else {
+            panic!("expected an invalid stanza with a reply");
+        };
+        assert_eq!(reply.attr("id"), None);
+        assert_eq!(reply.attr("type"), Some("error"));
+    }
+
+    #[test]
+    fn invalid_error_stanza_is_never_answered() {
+        let el = parse("<iq xmlns='jabber:component:accept' from='a@b/c' to='x.b' type='error'/>");
+        assert!(matches!(
+            Inbound::classify(el),
+            Inbound::Invalid { reply: None, .. }
+        ));
+    }
+
+    #[test]
+    fn invalid_stanza_without_sender_is_not_answered() {
+        let el = parse("<presence xmlns='jabber:component:accept' to='x.b' type='bogus'/>");
+        assert!(matches!(
+            Inbound::classify(el),
+            Inbound::Invalid { reply: None, .. }
+        ));
+    }
+
+    #[test]
+    fn non_stanzas_are_other() {
+        let el = parse("<features xmlns='http://etherx.jabber.org/streams'/>");
+        assert!(matches!(Inbound::classify(el), Inbound::Other(_)));
+    }
+
+    struct Owner(&'static str, Vec<IqRoute>);
+
+    #[async_trait::async_trait]
+    impl Plugin for Owner {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn iq_routes(&self) -> Vec<IqRoute> {
+            self.1.clone()
+        }
+    }
+
+    #[test]
+    fn duplicate_route_is_a_build_error() {
+        let a = Arc::new(Owner("a", vec![IqRoute::get("urn:x", "q")]));
+        let b = Arc::new(Owner("b", vec![IqRoute::get("urn:x", "q")]));
+        let err = Router::new(vec![a, b]).err().expect("conflict");
+        assert_eq!((err.first, err.second), ("a", "b"));
+    }
+
+    #[test]
+    fn disjoint_scopes_do_not_conflict() {
+        let a = Arc::new(Owner(
+            "a",
+            vec![IqRoute::get("urn:x", "q").scope(Scope::Domain)],
+        ));
+        let b = Arc::new(Owner(
+            "b",
+            vec![IqRoute::get("urn:x", "q").scope(Scope::Entities)],
+        ));
+        let set = Arc::new(Owner("c", vec![IqRoute::set("urn:x", "q")]));
+        let router = Router::new(vec![a, b, set]).expect("no conflict");
+        let payload = parse("<q xmlns='urn:x'/>");
+        assert_eq!(router.owner(IqType::Get, &payload, true).map(|p| p.name()), Some("a"));
+        assert_eq!(router.owner(IqType::Get, &payload, false).map(|p| p.name()), Some("b"));
+        assert_eq!(router.owner(IqType::Set, &payload, false).map(|p| p.name()), Some("c"));
+    }
+}
