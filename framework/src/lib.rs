@@ -57,6 +57,7 @@ mod link;
 mod ping;
 pub mod plugin;
 mod router;
+pub mod serve;
 mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
