@@ -53,7 +53,11 @@ mod tests {
         for _ in 0..12 {
             let ceiling = b.ceiling();
             let d = b.next_delay();
-            assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "{d:?} outside [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
             ceilings.push(ceiling.as_millis());
         }
         assert_eq!(&ceilings[..4], &[500, 1000, 2000, 4000]);

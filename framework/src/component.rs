@@ -92,7 +92,10 @@ impl ComponentBuilder {
         let mut plugins = self.plugins;
         plugins.push(Arc::new(Ping));
         plugins.push(Arc::new(Version::new(&self.software.0, &self.software.1)));
-        plugins.push(Arc::new(AdhocPlugin::new(commands, self.config.admins.clone())));
+        plugins.push(Arc::new(AdhocPlugin::new(
+            commands,
+            self.config.admins.clone(),
+        )));
         let disco = Arc::new(DiscoPlugin::new(self.identity));
         disco.set_plugins(plugins.clone());
         plugins.push(disco);

@@ -256,14 +256,18 @@ impl Config {
 }
 
 fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfig, ConfigError> {
-    let at = |key: &str, msg: String| ConfigError::new(file, format!("component[{index}].{key}: {msg}"));
+    let at =
+        |key: &str, msg: String| ConfigError::new(file, format!("component[{index}].{key}: {msg}"));
     let jid = BareJid::new(&c.jid)
         .ok()
         .filter(|j| j.node().is_none())
         .ok_or_else(|| {
             at(
                 "jid",
-                format!("`{}` is not a domain JID; expected a domain such as `upload.example.org`", c.jid),
+                format!(
+                    "`{}` is not a domain JID; expected a domain such as `upload.example.org`",
+                    c.jid
+                ),
             )
         })?;
     let valid_server = c
@@ -273,7 +277,10 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
     if !valid_server {
         return Err(at(
             "server",
-            format!("`{}` is not host:port; expected e.g. `127.0.0.1:5347`", c.server),
+            format!(
+                "`{}` is not host:port; expected e.g. `127.0.0.1:5347`",
+                c.server
+            ),
         ));
     }
     let secret = match (c.secret, c.secret_file) {
@@ -293,17 +300,26 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
         (None, Some(path)) => read_secret_file(file, &path).map_err(|m| at("secret_file", m))?,
     };
     if secret.trim().is_empty() {
-        return Err(at("secret", "is empty; expected a non-empty shared secret".to_owned()));
+        return Err(at(
+            "secret",
+            "is empty; expected a non-empty shared secret".to_owned(),
+        ));
     }
     let mut admins = Vec::new();
     for (i, a) in c.admins.iter().enumerate() {
         admins.push(BareJid::new(a).map_err(|e| {
-            at(&format!("admins[{i}]"), format!("`{a}` is not a valid JID ({e}); expected e.g. `admin@example.org`"))
+            at(
+                &format!("admins[{i}]"),
+                format!("`{a}` is not a valid JID ({e}); expected e.g. `admin@example.org`"),
+            )
         })?);
     }
     let secs = |key: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
         match v {
-            Some(0) => Err(at(key, "is 0; expected a number of seconds above 0".to_owned())),
+            Some(0) => Err(at(
+                key,
+                "is 0; expected a number of seconds above 0".to_owned(),
+            )),
             Some(n) => Ok(Duration::from_secs(n)),
             None => Ok(Duration::from_secs(default)),
         }
@@ -352,7 +368,9 @@ fn read_secret_file(config_file: &Path, path: &Path) -> Result<String, String> {
             Err(e) => last = format!("cannot read `{}`: {e}", candidate.display()),
         }
     }
-    Err(format!("{last}; expected a readable file holding the shared secret"))
+    Err(format!(
+        "{last}; expected a readable file holding the shared secret"
+    ))
 }
 
 #[cfg(test)]
@@ -363,7 +381,8 @@ mod tests {
         Config::parse(Path::new("/etc/satellite/test.toml"), text).map_err(|e| e.to_string())
     }
 
-    const MINIMAL: &str = "[[component]]\njid = \"echo.example.org\"\nserver = \"127.0.0.1:5347\"\nsecret = \"s\"\n";
+    const MINIMAL: &str =
+        "[[component]]\njid = \"echo.example.org\"\nserver = \"127.0.0.1:5347\"\nsecret = \"s\"\n";
 
     #[test]
     fn minimal_config_has_defaults() {
@@ -393,9 +412,15 @@ mod tests {
     #[test]
     fn bad_jid_and_server_are_explained() {
         let err = parse(&MINIMAL.replace("echo.example.org", "user@example.org")).expect_err("jid");
-        assert!(err.contains("component[0].jid: `user@example.org` is not a domain JID"), "{err}");
+        assert!(
+            err.contains("component[0].jid: `user@example.org` is not a domain JID"),
+            "{err}"
+        );
         let err = parse(&MINIMAL.replace("127.0.0.1:5347", "localhost")).expect_err("server");
-        assert!(err.contains("component[0].server: `localhost` is not host:port"), "{err}");
+        assert!(
+            err.contains("component[0].server: `localhost` is not host:port"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -406,7 +431,10 @@ mod tests {
         assert!(err.contains("both `secret` and `secret_file`"), "{err}");
         let err = parse(&MINIMAL.replace("secret = \"s\"", "secret_file = \"/nonexistent/s\""))
             .expect_err("unreadable");
-        assert!(err.contains("component[0].secret_file: cannot read `/nonexistent/s`"), "{err}");
+        assert!(
+            err.contains("component[0].secret_file: cannot read `/nonexistent/s`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -424,7 +452,10 @@ mod tests {
     #[test]
     fn duplicate_jids_are_refused() {
         let err = parse(&format!("{MINIMAL}{MINIMAL}")).expect_err("dup");
-        assert!(err.contains("component[1].jid: `echo.example.org` is already used by component[0]"), "{err}");
+        assert!(
+            err.contains("component[1].jid: `echo.example.org` is already used by component[0]"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -441,8 +472,12 @@ mod tests {
         struct S {
             greeting: String,
         }
-        let config = parse(&format!("{MINIMAL}[component.settings]\ngreeting = 3\n")).expect("valid");
-        let err = config.components[0].settings::<S>().expect_err("type").to_string();
+        let config =
+            parse(&format!("{MINIMAL}[component.settings]\ngreeting = 3\n")).expect("valid");
+        let err = config.components[0]
+            .settings::<S>()
+            .expect_err("type")
+            .to_string();
         assert!(err.contains("component[0].settings"), "{err}");
         assert!(err.contains("greeting") || err.contains("string"), "{err}");
     }

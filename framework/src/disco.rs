@@ -3,12 +3,14 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use xmpp_parsers::disco::{DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity};
+use xmpp_parsers::disco::{
+    DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult, Identity,
+};
 use xmpp_parsers::ns;
 
+use crate::Context;
 use crate::error::HandlerError;
 use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin};
-use crate::Context;
 
 /// Answers disco#info and disco#items for every address of the component.
 ///

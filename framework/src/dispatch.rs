@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::minidom::Element;
 
+use crate::Context;
 use crate::error::HandlerError;
 use crate::router::{RawHeader, Router};
-use crate::Context;
 
 /// How long an idle lane lives before its task exits.
 const LANE_IDLE: Duration = Duration::from_secs(30);
@@ -58,7 +58,10 @@ impl Dispatcher {
                 Err(mpsc::error::TrySendError::Full(el)) => {
                     drop(guard);
                     tracing::warn!(lane = %key, "lane full; refusing a stanza");
-                    self.refuse(&el, HandlerError::resource_constraint("too many pending requests"));
+                    self.refuse(
+                        &el,
+                        HandlerError::resource_constraint("too many pending requests"),
+                    );
                     return;
                 }
             },

@@ -51,7 +51,11 @@ impl HandlerError {
 
     /// `service-unavailable` (cancel): nobody here handles this.
     pub fn service_unavailable() -> Self {
-        Self::new(ErrorType::Cancel, DefinedCondition::ServiceUnavailable, None)
+        Self::new(
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            None,
+        )
     }
 
     /// `feature-not-implemented` (cancel).

@@ -16,7 +16,9 @@ use crate::component::{Component, LinkStatus};
 use crate::context::Context;
 use crate::dispatch::Dispatcher;
 use crate::router::Router;
-use crate::stream::{HandshakeError, Incoming, NS_COMPONENT, NS_STREAM, XmlLink, attr_name, stream_error_text};
+use crate::stream::{
+    HandshakeError, Incoming, NS_COMPONENT, NS_STREAM, XmlLink, attr_name, stream_error_text,
+};
 
 /// A link that stayed up this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use xmpp_parsers::ns;
 
-use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
 use crate::Context;
+use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
 
 /// Answers `<ping/>` addressed to the component's JID.
 ///

@@ -10,9 +10,9 @@ use xmpp_parsers::message::Message;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::presence::Presence;
 
+use crate::Context;
 use crate::adhoc::AdhocCommand;
 use crate::error::{BoxError, HandlerError};
-use crate::Context;
 
 /// The reply to an IQ request: a payload (or an empty result), or an error
 /// that is sent back as a stanza error.

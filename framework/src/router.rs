@@ -10,10 +10,10 @@ use xmpp_parsers::minidom::Element;
 use xmpp_parsers::presence::Presence;
 use xmpp_parsers::stanza_error::StanzaError;
 
+use crate::Context;
 use crate::error::HandlerError;
 use crate::plugin::{Flow, IqRequest, IqRoute, IqType, Plugin, Scope};
 use crate::stream::{NS_COMPONENT, attr_name};
-use crate::Context;
 
 /// Two plugins claim the same IQ route.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,11 @@ impl Router {
                 }
             }
             Inbound::Other(el) => {
-                tracing::debug!(name = el.name(), ns = el.ns(), "ignored a non-stanza element");
+                tracing::debug!(
+                    name = el.name(),
+                    ns = el.ns(),
+                    "ignored a non-stanza element"
+                );
             }
         }
     }
@@ -174,9 +178,11 @@ impl Router {
             let mut reply = Message::new_with_type(MessageType::Error, Some(from));
             reply.from = message.to.clone();
             reply.id = message.id.clone();
-            reply
-                .payloads
-                .push(HandlerError::service_unavailable().into_stanza_error().into());
+            reply.payloads.push(
+                HandlerError::service_unavailable()
+                    .into_stanza_error()
+                    .into(),
+            );
             send(cx, reply).await;
         }
     }
@@ -303,7 +309,10 @@ mod tests {
         let el = parse(
             "<message xmlns='jabber:component:accept' from='a@b/c' to='x.b' id='m1' type='shout'/>",
         );
-        let Inbound::Invalid { reply: Some(reply), .. } = Inbound::classify(el) else {
+        let Inbound::Invalid {
+            reply: Some(reply), ..
+        } = Inbound::classify(el)
+        else {
             panic!("expected an invalid stanza with a reply");
         };
         assert_eq!(reply.name(), "message");
@@ -317,8 +326,13 @@ mod tests {
 
     #[test]
     fn iq_without_id_is_answered_without_id() {
-        let el = parse("<iq xmlns='jabber:component:accept' from='a@b/c' to='x.b' type='get'><ping xmlns='urn:xmpp:ping'/></iq>");
-        let Inbound::Invalid { reply: Some(reply), .. } = Inbound::classify(el) else {
+        let el = parse(
+            "<iq xmlns='jabber:component:accept' from='a@b/c' to='x.b' type='get'><ping xmlns='urn:xmpp:ping'/></iq>",
+        );
+        let Inbound::Invalid {
+            reply: Some(reply), ..
+        } = Inbound::classify(el)
+        else {
             panic!("expected an invalid stanza with a reply");
         };
         assert_eq!(reply.attr("id"), None);
@@ -382,8 +396,17 @@ mod tests {
         let set = Arc::new(Owner("c", vec![IqRoute::set("urn:x", "q")]));
         let router = Router::new(vec![a, b, set]).expect("no conflict");
         let payload = parse("<q xmlns='urn:x'/>");
-        assert_eq!(router.owner(IqType::Get, &payload, true).map(|p| p.name()), Some("a"));
-        assert_eq!(router.owner(IqType::Get, &payload, false).map(|p| p.name()), Some("b"));
-        assert_eq!(router.owner(IqType::Set, &payload, false).map(|p| p.name()), Some("c"));
+        assert_eq!(
+            router.owner(IqType::Get, &payload, true).map(|p| p.name()),
+            Some("a")
+        );
+        assert_eq!(
+            router.owner(IqType::Get, &payload, false).map(|p| p.name()),
+            Some("b")
+        );
+        assert_eq!(
+            router.owner(IqType::Set, &payload, false).map(|p| p.name()),
+            Some("c")
+        );
     }
 }

@@ -24,7 +24,10 @@ use crate::error::BoxError;
 
 /// Makes a component's builder from its config (adds the plugins of the
 /// service the config names). An error names what is wrong with the config.
-pub trait Factory: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync {}
+pub trait Factory:
+    Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync
+{
+}
 impl<F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync> Factory for F {}
 
 /// Installs the global tracing subscriber: plain text (journald adds its
@@ -35,7 +38,9 @@ pub fn init_logging(config: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let result = match (config.format, journald) {
         (LogFormat::Json, _) => builder.json().try_init(),
@@ -63,7 +68,11 @@ struct Running {
 }
 
 /// Runs the components of `path` until SIGTERM or SIGINT.
-pub async fn serve(path: &Path, config: Config, factory: impl Factory + 'static) -> Result<(), BoxError> {
+pub async fn serve(
+    path: &Path,
+    config: Config,
+    factory: impl Factory + 'static,
+) -> Result<(), BoxError> {
     let mut running: HashMap<BareJid, Running> = HashMap::new();
     start_all(&config, &factory, &mut running)?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -99,7 +108,11 @@ pub async fn serve(path: &Path, config: Config, factory: impl Factory + 'static)
     Ok(())
 }
 
-fn start_all(config: &Config, factory: &dyn Factory, running: &mut HashMap<BareJid, Running>) -> Result<(), BoxError> {
+fn start_all(
+    config: &Config,
+    factory: &dyn Factory,
+    running: &mut HashMap<BareJid, Running>,
+) -> Result<(), BoxError> {
     // Build everything first, so a bad component starts nothing.
     let mut built = Vec::new();
     for component in &config.components {
@@ -135,7 +148,11 @@ async fn reload(path: &Path, factory: &dyn Factory, running: &mut HashMap<BareJi
         tracing::error!(error = %e, "reload failed; keeping the running config");
         return;
     }
-    let wanted: HashMap<BareJid, &ComponentConfig> = config.components.iter().map(|c| (c.jid.clone(), c)).collect();
+    let wanted: HashMap<BareJid, &ComponentConfig> = config
+        .components
+        .iter()
+        .map(|c| (c.jid.clone(), c))
+        .collect();
     let gone: Vec<BareJid> = running
         .iter()
         .filter(|(jid, r)| wanted.get(*jid).is_none_or(|c| !same(c, &r.config)))
@@ -150,13 +167,23 @@ async fn reload(path: &Path, factory: &dyn Factory, running: &mut HashMap<BareJi
     let fresh = Config {
         file: config.file.clone(),
         log: config.log.clone(),
-        components: config.components.iter().filter(|c| !running.contains_key(&c.jid)).cloned().collect(),
+        components: config
+            .components
+            .iter()
+            .filter(|c| !running.contains_key(&c.jid))
+            .cloned()
+            .collect(),
     };
     let kept = running.len();
     if let Err(e) = start_all(&fresh, factory, running) {
         tracing::error!(error = %e, "reload: could not start a component");
     }
-    tracing::info!(kept, restarted_or_added = fresh.components.len(), removed_or_changed = gone.len(), "reloaded");
+    tracing::info!(
+        kept,
+        restarted_or_added = fresh.components.len(),
+        removed_or_changed = gone.len(),
+        "reloaded"
+    );
 }
 
 /// Equal configs, ignoring where in the file they are.

@@ -122,9 +122,12 @@ impl XmlLink {
         read_timeout: Duration,
         handshake_timeout: Duration,
     ) -> Result<Self, HandshakeError> {
-        tokio::time::timeout(handshake_timeout, Self::connect_inner(server, jid, secret, read_timeout))
-            .await
-            .map_err(|_| HandshakeError::Timeout(handshake_timeout))?
+        tokio::time::timeout(
+            handshake_timeout,
+            Self::connect_inner(server, jid, secret, read_timeout),
+        )
+        .await
+        .map_err(|_| HandshakeError::Timeout(handshake_timeout))?
     }
 
     async fn connect_inner(

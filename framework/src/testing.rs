@@ -33,8 +33,8 @@ use xmpp_parsers::minidom::Element;
 
 use crate::component::{Component, ComponentBuilder};
 use crate::config::{ComponentConfig, Secret};
-use crate::stream::accept::{ServerLink, accept};
 use crate::stream::NS_COMPONENT;
+use crate::stream::accept::{ServerLink, accept};
 
 /// The JID [`spawn`] gives the component.
 pub const JID: &str = "svc.test";
@@ -112,10 +112,10 @@ impl MockLink {
     /// The next element for which `pred` holds; others are kept for later
     /// `recv` calls.
     pub async fn recv_matching(&mut self, pred: impl Fn(&Element) -> bool) -> Element {
-        if let Some(pos) = self.buffered.iter().position(&pred) {
-            if let Some(el) = self.buffered.remove(pos) {
-                return el;
-            }
+        if let Some(pos) = self.buffered.iter().position(&pred)
+            && let Some(el) = self.buffered.remove(pos)
+        {
+            return el;
         }
         loop {
             let el = self.read().await;
@@ -151,11 +151,9 @@ impl MockLink {
     /// Whether the component closes the stream (or the connection) within
     /// [`TIMEOUT`], discarding stanzas until then.
     pub async fn closed_by_component(&mut self) -> bool {
-        tokio::time::timeout(TIMEOUT, async {
-            while self.link.read().await.is_some() {}
-        })
-        .await
-        .is_ok()
+        tokio::time::timeout(TIMEOUT, async { while self.link.read().await.is_some() {} })
+            .await
+            .is_ok()
     }
 
     /// Closes the stream from the server side.

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use xmpp_parsers::ns;
 use xmpp_parsers::version::VersionResult;
 
-use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
 use crate::Context;
+use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
 
 /// Answers `jabber:iq:version` on the component's JID. The OS is not
 /// disclosed.

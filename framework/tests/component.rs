@@ -10,8 +10,8 @@ use satellite::xmpp::iq::Iq;
 use satellite::xmpp::message::Message;
 use satellite::xmpp::stanza_error::DefinedCondition;
 use satellite::{
-    Component, Context, Disco, Flow, HandlerError, IqRequest, IqResult, IqRoute, Plugin,
-    SendError, assert_stanza_error, async_trait,
+    Component, Context, Disco, Flow, HandlerError, IqRequest, IqResult, IqRoute, Plugin, SendError,
+    assert_stanza_error, async_trait,
 };
 use tokio::sync::mpsc;
 
@@ -34,13 +34,30 @@ async fn answers_ping_version_and_unrouted_iqs() {
     let reply = server
         .iq(stanza(&format!("<iq type='get' id='v1' from='{USER}' to='svc.test'><query xmlns='jabber:iq:version'/></iq>")))
         .await;
-    let query = reply.get_child("query", "jabber:iq:version").expect("version payload");
-    assert_eq!(query.get_child("name", "jabber:iq:version").map(|e| e.text()), Some("echo".into()));
-    assert_eq!(query.get_child("version", "jabber:iq:version").map(|e| e.text()), Some("1.2.3".into()));
-    assert!(query.get_child("os", "jabber:iq:version").is_none(), "the OS is not disclosed");
+    let query = reply
+        .get_child("query", "jabber:iq:version")
+        .expect("version payload");
+    assert_eq!(
+        query
+            .get_child("name", "jabber:iq:version")
+            .map(|e| e.text()),
+        Some("echo".into())
+    );
+    assert_eq!(
+        query
+            .get_child("version", "jabber:iq:version")
+            .map(|e| e.text()),
+        Some("1.2.3".into())
+    );
+    assert!(
+        query.get_child("os", "jabber:iq:version").is_none(),
+        "the OS is not disclosed"
+    );
 
     let reply = server
-        .iq(stanza(&format!("<iq type='set' id='u1' from='{USER}' to='svc.test'><q xmlns='urn:unknown'/></iq>")))
+        .iq(stanza(&format!(
+            "<iq type='set' id='u1' from='{USER}' to='svc.test'><q xmlns='urn:unknown'/></iq>"
+        )))
         .await;
     assert_stanza_error!(reply, DefinedCondition::ServiceUnavailable);
     component.stop().await;
@@ -71,11 +88,18 @@ impl Plugin for Rooms {
         to: &satellite::jid::Jid,
         _node: Option<&str>,
     ) -> Option<satellite::xmpp::disco::DiscoInfoResult> {
-        (to.node().map(|n| n.as_str()) == Some("lobby")).then(|| satellite::xmpp::disco::DiscoInfoResult {
-            node: None,
-            identities: vec![satellite::xmpp::disco::Identity::new("conference", "text", "en", "Lobby")],
-            features: ["muc_public".to_owned()].into(),
-            extensions: vec![],
+        (to.node().map(|n| n.as_str()) == Some("lobby")).then(|| {
+            satellite::xmpp::disco::DiscoInfoResult {
+                node: None,
+                identities: vec![satellite::xmpp::disco::Identity::new(
+                    "conference",
+                    "text",
+                    "en",
+                    "Lobby",
+                )],
+                features: ["muc_public".to_owned()].into(),
+                extensions: vec![],
+            }
         })
     }
     async fn disco_items(
@@ -102,14 +126,31 @@ async fn disco_is_assembled_from_plugins() {
     let reply = server
         .iq(stanza(&format!("<iq type='get' id='d1' from='{USER}' to='svc.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")))
         .await;
-    let query = reply.get_child("query", "http://jabber.org/protocol/disco#info").expect("info");
-    let features: Vec<_> = query.children().filter(|c| c.name() == "feature").filter_map(|c| c.attr("var")).collect();
-    for f in ["http://jabber.org/protocol/muc", "urn:xmpp:ping", "jabber:iq:version", "http://jabber.org/protocol/disco#info", "http://jabber.org/protocol/disco#items"] {
+    let query = reply
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .expect("info");
+    let features: Vec<_> = query
+        .children()
+        .filter(|c| c.name() == "feature")
+        .filter_map(|c| c.attr("var"))
+        .collect();
+    for f in [
+        "http://jabber.org/protocol/muc",
+        "urn:xmpp:ping",
+        "jabber:iq:version",
+        "http://jabber.org/protocol/disco#info",
+        "http://jabber.org/protocol/disco#items",
+    ] {
         assert!(features.contains(&f), "missing {f} in {features:?}");
     }
-    let identity = query.get_child("identity", "http://jabber.org/protocol/disco#info").expect("identity");
+    let identity = query
+        .get_child("identity", "http://jabber.org/protocol/disco#info")
+        .expect("identity");
     assert_eq!(identity.attr("category"), Some("conference"));
-    assert!(query.get_child("x", "jabber:x:data").is_some(), "XEP-0128 form");
+    assert!(
+        query.get_child("x", "jabber:x:data").is_some(),
+        "XEP-0128 form"
+    );
 
     let reply = server
         .iq(stanza(&format!("<iq type='get' id='d2' from='{USER}' to='lobby@svc.test'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")))
@@ -122,8 +163,16 @@ async fn disco_is_assembled_from_plugins() {
     let reply = server
         .iq(stanza(&format!("<iq type='get' id='d4' from='{USER}' to='svc.test'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")))
         .await;
-    let items = reply.get_child("query", "http://jabber.org/protocol/disco#items").expect("items");
-    assert_eq!(items.children().filter_map(|c| c.attr("jid")).collect::<Vec<_>>(), ["lobby@svc.test"]);
+    let items = reply
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .expect("items");
+    assert_eq!(
+        items
+            .children()
+            .filter_map(|c| c.attr("jid"))
+            .collect::<Vec<_>>(),
+        ["lobby@svc.test"]
+    );
     component.stop().await;
 }
 
@@ -131,10 +180,16 @@ async fn disco_is_assembled_from_plugins() {
 async fn malformed_stanzas_get_bad_request_and_the_link_stays_up() {
     let (mut server, component) = testing::spawn(|b| b).await;
     for bad in [
-        format!("<message type='shout' id='m1' from='{USER}' to='svc.test'><body>hi</body></message>"),
-        format!("<presence id='m2' from='{USER}' to='svc.test'><priority>high</priority></presence>"),
+        format!(
+            "<message type='shout' id='m1' from='{USER}' to='svc.test'><body>hi</body></message>"
+        ),
+        format!(
+            "<presence id='m2' from='{USER}' to='svc.test'><priority>high</priority></presence>"
+        ),
         format!("<iq type='get' from='{USER}' to='svc.test'><ping xmlns='urn:xmpp:ping'/></iq>"),
-        format!("<iq type='fetch' id='m3' from='{USER}' to='svc.test'><ping xmlns='urn:xmpp:ping'/></iq>"),
+        format!(
+            "<iq type='fetch' id='m3' from='{USER}' to='svc.test'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ),
     ] {
         server.send(stanza(&bad)).await;
         let reply = server.recv().await;
@@ -142,8 +197,16 @@ async fn malformed_stanzas_get_bad_request_and_the_link_stays_up() {
         assert_eq!(reply.attr("to"), Some(USER));
     }
     // Errors are never answered, valid or not.
-    server.send(stanza(&format!("<iq type='error' id='e1' from='{USER}' to='svc.test'/>"))).await;
-    server.send(stanza(&format!("<message type='error' id='e2' from='{USER}' to='svc.test'/>"))).await;
+    server
+        .send(stanza(&format!(
+            "<iq type='error' id='e1' from='{USER}' to='svc.test'/>"
+        )))
+        .await;
+    server
+        .send(stanza(&format!(
+            "<message type='error' id='e2' from='{USER}' to='svc.test'/>"
+        )))
+        .await;
     let reply = server.iq(ping("after")).await;
     assert_eq!(reply.attr("type"), Some("result"));
     component.stop().await;
@@ -160,7 +223,10 @@ impl Plugin for Faulty {
         "faulty"
     }
     fn iq_routes(&self) -> Vec<IqRoute> {
-        vec![IqRoute::get("urn:test", "boom"), IqRoute::get("urn:test", "deny")]
+        vec![
+            IqRoute::get("urn:test", "boom"),
+            IqRoute::get("urn:test", "deny"),
+        ]
     }
     async fn handle_iq(&self, _cx: &Context, iq: IqRequest) -> IqResult {
         if iq.payload.name() == "boom" {
@@ -170,7 +236,10 @@ impl Plugin for Faulty {
         }
     }
     async fn handle_message(&self, _cx: &Context, m: &Message) -> Flow {
-        let to = m.to.as_ref().map(|j| j.to_bare().to_string()).unwrap_or_default();
+        let to =
+            m.to.as_ref()
+                .map(|j| j.to_bare().to_string())
+                .unwrap_or_default();
         let body = m.bodies.values().next().cloned().unwrap_or_default();
         // Slow lane for room "slow", to show other lanes overtake it.
         if to.starts_with("slow@") {
@@ -186,12 +255,19 @@ async fn handler_errors_become_stanza_errors() {
     let (seen, _rx) = mpsc::unbounded_channel();
     let (mut server, component) = testing::spawn(|b| b.plugin(Faulty { seen })).await;
     let reply = server
-        .iq(stanza(&format!("<iq type='get' id='b1' from='{USER}' to='svc.test'><boom xmlns='urn:test'/></iq>")))
+        .iq(stanza(&format!(
+            "<iq type='get' id='b1' from='{USER}' to='svc.test'><boom xmlns='urn:test'/></iq>"
+        )))
         .await;
     assert_stanza_error!(reply, DefinedCondition::InternalServerError);
-    assert!(!String::from(&reply).contains("/secret/path"), "internal details stay internal");
+    assert!(
+        !String::from(&reply).contains("/secret/path"),
+        "internal details stay internal"
+    );
     let reply = server
-        .iq(stanza(&format!("<iq type='get' id='b2' from='{USER}' to='svc.test'><deny xmlns='urn:test'/></iq>")))
+        .iq(stanza(&format!(
+            "<iq type='get' id='b2' from='{USER}' to='svc.test'><deny xmlns='urn:test'/></iq>"
+        )))
         .await;
     assert_stanza_error!(reply, DefinedCondition::Forbidden);
     component.stop().await;
@@ -212,16 +288,31 @@ async fn same_address_in_order_different_addresses_concurrently() {
     }
     let mut order: Vec<(String, String)> = Vec::new();
     while order.len() < 20 {
-        order.push(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("in time").expect("open"));
+        order.push(
+            tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("in time")
+                .expect("open"),
+        );
     }
     for room in ["slow@svc.test", "fast@svc.test"] {
-        let bodies: Vec<_> = order.iter().filter(|(r, _)| r == room).map(|(_, b)| b.clone()).collect();
+        let bodies: Vec<_> = order
+            .iter()
+            .filter(|(r, _)| r == room)
+            .map(|(_, b)| b.clone())
+            .collect();
         let expected: Vec<_> = (0..10).map(|i| i.to_string()).collect();
         assert_eq!(bodies, expected, "{room} out of order");
     }
     // The fast room did not wait behind the slow one.
-    let last_fast = order.iter().rposition(|(r, _)| r == "fast@svc.test").expect("fast");
-    let last_slow = order.iter().rposition(|(r, _)| r == "slow@svc.test").expect("slow");
+    let last_fast = order
+        .iter()
+        .rposition(|(r, _)| r == "fast@svc.test")
+        .expect("fast");
+    let last_slow = order
+        .iter()
+        .rposition(|(r, _)| r == "slow@svc.test")
+        .expect("slow");
     assert!(last_fast < last_slow, "fast lane was held up: {order:?}");
     component.stop().await;
 }
@@ -230,7 +321,9 @@ async fn same_address_in_order_different_addresses_concurrently() {
 async fn unhandled_chat_message_is_bounced_once() {
     let (mut server, component) = testing::spawn(|b| b).await;
     server
-        .send(stanza(&format!("<message type='chat' id='c1' from='{USER}' to='svc.test'><body>hi</body></message>")))
+        .send(stanza(&format!(
+            "<message type='chat' id='c1' from='{USER}' to='svc.test'><body>hi</body></message>"
+        )))
         .await;
     let reply = server.recv().await;
     assert_eq!(reply.name(), "message");
@@ -270,7 +363,8 @@ async fn request_resolves_to_the_reply_and_times_out() {
     let request = tokio::spawn({
         let cx = cx.clone();
         async move {
-            let iq = Iq::from_get("x", satellite::xmpp::ping::Ping).with_to("test".parse().expect("jid"));
+            let iq = Iq::from_get("x", satellite::xmpp::ping::Ping)
+                .with_to("test".parse().expect("jid"));
             cx.request(iq).await
         }
     });
@@ -278,24 +372,42 @@ async fn request_resolves_to_the_reply_and_times_out() {
     assert_eq!(sent.attr("from"), Some("svc.test"), "from is filled in");
     let id = sent.attr("id").expect("id").to_owned();
     // A reply from someone else must not resolve it.
-    server.send(stanza(&format!("<iq type='result' id='{id}' from='evil@test/x' to='svc.test'/>"))).await;
-    server.send(stanza(&format!("<iq type='result' id='{id}' from='test' to='svc.test'/>"))).await;
+    server
+        .send(stanza(&format!(
+            "<iq type='result' id='{id}' from='evil@test/x' to='svc.test'/>"
+        )))
+        .await;
+    server
+        .send(stanza(&format!(
+            "<iq type='result' id='{id}' from='test' to='svc.test'/>"
+        )))
+        .await;
     let result = request.await.expect("join");
     assert!(matches!(result, Ok(None)), "{result:?}");
 
     let iq = Iq::from_get("y", satellite::xmpp::ping::Ping).with_to("test".parse().expect("jid"));
-    let timed_out = cx.request_with_timeout(iq, Duration::from_millis(100)).await;
-    assert!(matches!(timed_out, Err(satellite::RequestError::Timeout(_))), "{timed_out:?}");
+    let timed_out = cx
+        .request_with_timeout(iq, Duration::from_millis(100))
+        .await;
+    assert!(
+        matches!(timed_out, Err(satellite::RequestError::Timeout(_))),
+        "{timed_out:?}"
+    );
     component.stop().await;
 }
 
 #[tokio::test]
 async fn reconnects_and_delivers_what_was_queued_during_the_outage() {
     let slot = Arc::new(Mutex::new(None));
-    let mut server = MockServer::bind(testing::JID, testing::SECRET).await.expect("bind");
+    let mut server = MockServer::bind(testing::JID, testing::SECRET)
+        .await
+        .expect("bind");
     let mut config = testing::config(server.addr());
     config.queue_limit = 3;
-    let component = Component::builder(config).plugin(Grab(slot.clone())).build().expect("build");
+    let component = Component::builder(config)
+        .plugin(Grab(slot.clone()))
+        .build()
+        .expect("build");
     let mut status = component.status();
     let token = satellite::CancellationToken::new();
     let run = tokio::spawn(component.run(token.clone()));
@@ -311,7 +423,9 @@ async fn reconnects_and_delivers_what_was_queued_during_the_outage() {
         let m = Message::new(Some(format!("user@test/{i}").parse().expect("jid")));
         cx.send(m).await.expect("queued while down");
     }
-    let overflow = cx.send(Message::new(Some("user@test/x".parse().expect("jid")))).await;
+    let overflow = cx
+        .send(Message::new(Some("user@test/x".parse().expect("jid"))))
+        .await;
     assert_eq!(overflow, Err(SendError::QueueFull(3)));
 
     let mut link = tokio::time::timeout(Duration::from_secs(5), server.accept())
@@ -325,13 +439,18 @@ async fn reconnects_and_delivers_what_was_queued_during_the_outage() {
         assert_eq!(m.attr("from"), Some("svc.test"));
     }
     token.cancel();
-    assert!(link.closed_by_component().await, "stream closed on shutdown");
+    assert!(
+        link.closed_by_component().await,
+        "stream closed on shutdown"
+    );
     run.await.expect("run ends");
 }
 
 #[tokio::test]
 async fn a_refused_handshake_backs_off_instead_of_storming() {
-    let mut server = MockServer::bind(testing::JID, "the-right-secret").await.expect("bind");
+    let mut server = MockServer::bind(testing::JID, "the-right-secret")
+        .await
+        .expect("bind");
     let config = testing::config(server.addr()); // uses testing::SECRET: wrong
     let component = Component::builder(config).build().expect("build");
     let mut status = component.status();
@@ -344,7 +463,10 @@ async fn a_refused_handshake_backs_off_instead_of_storming() {
         .await
         .expect("status")
         .clone();
-    assert!(format!("{status:?}").contains("not-authorized"), "{status:?}");
+    assert!(
+        format!("{status:?}").contains("not-authorized"),
+        "{status:?}"
+    );
     let mut attempts = 1;
     let _ = tokio::time::timeout(Duration::from_millis(1500), async {
         loop {
@@ -353,7 +475,11 @@ async fn a_refused_handshake_backs_off_instead_of_storming() {
         }
     })
     .await;
-    assert!(attempts <= 3, "{attempts} attempts in {:?}", started.elapsed());
+    assert!(
+        attempts <= 3,
+        "{attempts} attempts in {:?}",
+        started.elapsed()
+    );
     token.cancel();
     run.await.expect("run ends");
 }
@@ -379,12 +505,17 @@ impl Plugin for Slow {
 async fn shutdown_finishes_running_handlers_then_closes_the_stream() {
     let (mut server, component) = testing::spawn(|b| b.plugin(Slow)).await;
     server
-        .send(stanza(&format!("<iq type='get' id='s1' from='{USER}' to='svc.test'><slow xmlns='urn:test'/></iq>")))
+        .send(stanza(&format!(
+            "<iq type='get' id='s1' from='{USER}' to='svc.test'><slow xmlns='urn:test'/></iq>"
+        )))
         .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let stop = tokio::spawn(component.stop());
     let reply = server.recv().await;
-    assert_eq!((reply.attr("id"), reply.attr("type")), (Some("s1"), Some("result")));
+    assert_eq!(
+        (reply.attr("id"), reply.attr("type")),
+        (Some("s1"), Some("result"))
+    );
     assert!(server.closed_by_component().await);
     stop.await.expect("stopped");
 }

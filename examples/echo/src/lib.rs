@@ -141,7 +141,9 @@ impl AdhocCommand for SetPrefix {
         }
         let prefix = s.value("prefix").unwrap_or_default().to_owned();
         if prefix.len() > 64 {
-            return Err(HandlerError::not_acceptable("the prefix is limited to 64 bytes"));
+            return Err(HandlerError::not_acceptable(
+                "the prefix is limited to 64 bytes",
+            ));
         }
         if let Ok(mut p) = self.0.state.prefix.write() {
             p.clone_from(&prefix);

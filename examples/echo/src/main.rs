@@ -7,7 +7,9 @@ use satellite_echo::{Echo, EchoSettings};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "echo.toml".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "echo.toml".into());
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {

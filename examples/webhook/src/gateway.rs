@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
-use axum::Router;
 use satellite::jid::Jid;
 use satellite::xmpp::message::{Lang, Message, MessageType};
 use satellite::xmpp::muc::Muc;
@@ -60,25 +60,50 @@ pub struct Settings {
 /// Reads and checks the settings of one component.
 pub fn load_settings(c: &ComponentConfig) -> Result<Settings, BoxError> {
     let raw: RawSettings = c.settings()?;
-    let at = |key: &str| format!("{}: component[{}].settings.{key}", c.source.display(), c.index);
+    let at = |key: &str| {
+        format!(
+            "{}: component[{}].settings.{key}",
+            c.source.display(),
+            c.index
+        )
+    };
     let token = match (raw.token, raw.token_file) {
         (Some(t), None) => t,
         (None, Some(path)) => {
             let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                Some(dir) if path.is_relative() && PathBuf::from(&dir).join(&path).exists() => PathBuf::from(dir).join(path),
+                Some(dir) if path.is_relative() && PathBuf::from(&dir).join(&path).exists() => {
+                    PathBuf::from(dir).join(path)
+                }
                 _ => path,
             };
             std::fs::read_to_string(&path)
-                .map_err(|e| format!("{}: cannot read `{}`: {e}", at("token_file"), path.display()))?
+                .map_err(|e| {
+                    format!(
+                        "{}: cannot read `{}`: {e}",
+                        at("token_file"),
+                        path.display()
+                    )
+                })?
                 .trim_end()
                 .to_owned()
         }
-        _ => return Err(format!("{}: expected exactly one of `token` or `token_file`", at("token")).into()),
+        _ => {
+            return Err(format!(
+                "{}: expected exactly one of `token` or `token_file`",
+                at("token")
+            )
+            .into());
+        }
     };
     if token.len() < 16 {
-        return Err(format!("{}: expected a token of at least 16 characters", at("token")).into());
+        return Err(format!(
+            "{}: expected a token of at least 16 characters",
+            at("token")
+        )
+        .into());
     }
-    let to = Jid::new(&raw.to).map_err(|e| format!("{}: `{}` is not a JID ({e})", at("to"), raw.to))?;
+    let to =
+        Jid::new(&raw.to).map_err(|e| format!("{}: `{}` is not a JID ({e})", at("to"), raw.to))?;
     Ok(Settings {
         listen: raw.listen,
         token,
@@ -154,7 +179,11 @@ pub fn router(cx: Context, settings: Arc<Settings>) -> Router {
         .with_state((cx, settings))
 }
 
-async fn hook(State((cx, settings)): State<AppState>, headers: HeaderMap, body: String) -> (StatusCode, &'static str) {
+async fn hook(
+    State((cx, settings)): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, &'static str) {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -170,7 +199,12 @@ async fn hook(State((cx, settings)): State<AppState>, headers: HeaderMap, body: 
     let (text, to) = if json {
         match serde_json::from_str::<JsonHook>(&body) {
             Ok(h) => (h.text, h.to),
-            Err(_) => return (StatusCode::BAD_REQUEST, "expected {\"text\": \"…\", \"to\": \"optional JID\"}\n"),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "expected {\"text\": \"…\", \"to\": \"optional JID\"}\n",
+                );
+            }
         }
     } else {
         (body, None)
@@ -190,7 +224,10 @@ async fn hook(State((cx, settings)): State<AppState>, headers: HeaderMap, body: 
     message.bodies.insert(Lang::default(), text);
     match cx.send(message).await {
         Ok(()) => (StatusCode::ACCEPTED, "sent\n"),
-        Err(SendError::QueueFull(_)) => (StatusCode::SERVICE_UNAVAILABLE, "the XMPP link is down and the queue is full\n"),
+        Err(SendError::QueueFull(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the XMPP link is down and the queue is full\n",
+        ),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
     }
 }
@@ -243,11 +280,21 @@ mod tests {
         let m = server.recv_matching(|e| e.name() == "message").await;
         assert_eq!(m.attr("to"), Some("ops@test"));
         assert_eq!(m.attr("from"), Some(testing::JID));
-        assert_eq!(m.get_child("body", "jabber:component:accept").map(|b| b.text()), Some("build 42 passed".into()));
+        assert_eq!(
+            m.get_child("body", "jabber:component:accept")
+                .map(|b| b.text()),
+            Some("build 42 passed".into())
+        );
 
         let response = post(listen, "wrong-token-wrong-token", "text/plain", "x").await;
         assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-        let response = post(listen, TOKEN, "application/json", r#"{"text":"hi","to":"ada@test"}"#).await;
+        let response = post(
+            listen,
+            TOKEN,
+            "application/json",
+            r#"{"text":"hi","to":"ada@test"}"#,
+        )
+        .await;
         assert!(response.starts_with("HTTP/1.1 202"), "{response}");
         let m = server.recv_matching(|e| e.name() == "message").await;
         assert_eq!(m.attr("to"), Some("ada@test"));

@@ -16,7 +16,9 @@ use satellite::{Component, Config};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "webhook.toml".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "webhook.toml".into());
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {

@@ -39,9 +39,9 @@ use xmpp_parsers::disco::{DiscoInfoResult, Identity, Item};
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::ns;
 
+use crate::Context;
 use crate::error::HandlerError;
 use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
-use crate::Context;
 use payload::{Action, Actions, Command, CommandError, Note, NoteType};
 
 /// Sessions idle longer than this are forgotten.
@@ -73,8 +73,11 @@ pub trait AdhocCommand: Send + Sync + 'static {
     }
     /// Runs one stage. Called with stage 0 on `execute`; after each
     /// submitted form the stage goes up by one (down on `prev`).
-    async fn execute(&self, cx: &Context, session: &mut CommandSession)
-    -> Result<Step, HandlerError>;
+    async fn execute(
+        &self,
+        cx: &Context,
+        session: &mut CommandSession,
+    ) -> Result<Step, HandlerError>;
 }
 
 /// The state of one run of a command.
@@ -209,12 +212,17 @@ impl AdhocPlugin {
     }
 
     /// Takes a session out for the duration of one stage.
-    fn take_session(&self, id: &str, node: &str, requester: &Jid) -> Result<OpenSession, HandlerError> {
+    fn take_session(
+        &self,
+        id: &str,
+        node: &str,
+        requester: &Jid,
+    ) -> Result<OpenSession, HandlerError> {
         let mut sessions = self.sessions();
         sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
         match sessions.get(id) {
             Some(s) if s.node == node && s.session.requester == *requester => {
-                sessions.remove(id).ok_or_else(|| bad_session())
+                sessions.remove(id).ok_or_else(bad_session)
             }
             _ => Err(bad_session()),
         }
@@ -298,7 +306,13 @@ impl Plugin for AdhocPlugin {
         vec![IqRoute::set(payload::NS, "command").scope(Scope::Domain)]
     }
 
-    async fn disco_info(&self, _cx: &Context, from: &Jid, to: &Jid, node: Option<&str>) -> Option<DiscoInfoResult> {
+    async fn disco_info(
+        &self,
+        _cx: &Context,
+        from: &Jid,
+        to: &Jid,
+        node: Option<&str>,
+    ) -> Option<DiscoInfoResult> {
         let node = node?;
         if to.node().is_some() || to.resource().is_some() {
             return None;
@@ -310,17 +324,33 @@ impl Plugin for AdhocPlugin {
             extensions: Vec::new(),
         };
         if node == payload::NS {
-            info.identities.push(Identity::new("automation", "command-list", "en", "Commands"));
+            info.identities.push(Identity::new(
+                "automation",
+                "command-list",
+                "en",
+                "Commands",
+            ));
         } else {
             let command = self.find(node).filter(|c| self.allowed(c.as_ref(), from))?;
-            info.identities.push(Identity::new("automation", "command-node", "en", command.name()));
+            info.identities.push(Identity::new(
+                "automation",
+                "command-node",
+                "en",
+                command.name(),
+            ));
             info.features.insert(payload::NS.to_owned());
             info.features.insert(ns::DATA_FORMS.to_owned());
         }
         Some(info)
     }
 
-    async fn disco_items(&self, cx: &Context, from: &Jid, to: &Jid, node: Option<&str>) -> Vec<Item> {
+    async fn disco_items(
+        &self,
+        cx: &Context,
+        from: &Jid,
+        to: &Jid,
+        node: Option<&str>,
+    ) -> Vec<Item> {
         if node != Some(payload::NS) || to.node().is_some() || to.resource().is_some() {
             return Vec::new();
         }
@@ -344,7 +374,9 @@ impl Plugin for AdhocPlugin {
             .find(&request.node)
             .ok_or_else(HandlerError::item_not_found)?;
         if !self.allowed(command.as_ref(), &iq.from) {
-            return Err(HandlerError::forbidden("this command is for administrators"));
+            return Err(HandlerError::forbidden(
+                "this command is for administrators",
+            ));
         }
         let action = request.effective_action();
         let Some(sessionid) = request.sessionid.clone() else {
