@@ -24,11 +24,7 @@ use crate::error::BoxError;
 
 /// Makes a component's builder from its config (adds the plugins of the
 /// service the config names). An error names what is wrong with the config.
-pub trait Factory:
-    Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync
-{
-}
-impl<F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync> Factory for F {}
+pub type Factory = dyn Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync;
 
 /// Installs the global tracing subscriber: plain text (journald adds its
 /// own timestamps, so none are printed when `JOURNAL_STREAM` is set) or
@@ -53,7 +49,7 @@ pub fn init_logging(config: &LogConfig) {
 
 /// Validates a config without connecting: every component's service
 /// settings are read and its plugins assembled.
-pub fn check(config: &Config, factory: &dyn Factory) -> Result<(), BoxError> {
+pub fn check(config: &Config, factory: &Factory) -> Result<(), BoxError> {
     for component in &config.components {
         factory(component)?.build()?;
     }
@@ -68,11 +64,10 @@ struct Running {
 }
 
 /// Runs the components of `path` until SIGTERM or SIGINT.
-pub async fn serve(
-    path: &Path,
-    config: Config,
-    factory: impl Factory + 'static,
-) -> Result<(), BoxError> {
+pub async fn serve<F>(path: &Path, config: Config, factory: F) -> Result<(), BoxError>
+where
+    F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync + 'static,
+{
     let mut running: HashMap<BareJid, Running> = HashMap::new();
     start_all(&config, &factory, &mut running)?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -110,7 +105,7 @@ pub async fn serve(
 
 fn start_all(
     config: &Config,
-    factory: &dyn Factory,
+    factory: &Factory,
     running: &mut HashMap<BareJid, Running>,
 ) -> Result<(), BoxError> {
     // Build everything first, so a bad component starts nothing.
@@ -136,7 +131,7 @@ fn start_all(
     Ok(())
 }
 
-async fn reload(path: &Path, factory: &dyn Factory, running: &mut HashMap<BareJid, Running>) {
+async fn reload(path: &Path, factory: &Factory, running: &mut HashMap<BareJid, Running>) {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
