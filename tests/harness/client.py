@@ -4,7 +4,8 @@
 Usage: client.py JID PASSWORD HOST PORT
 
 Protocol (one JSON object per line):
-  stdout: {"event": "ready"}            session started, initial presence sent
+  stdout: {"event": "ready", "jid": J}  session started (J: bound full JID),
+                                        initial presence sent
           {"stanza": "<iq .../>"}       every received top-level iq/message/presence,
                                         serialised with its xmlns ('jabber:client')
           {"event": "error", "reason": "..."}   fatal error (the script then exits 1)
@@ -83,7 +84,7 @@ class TestClient(slixmpp.ClientXMPP):
     async def on_session_start(self, _event):
         self.ready = True
         self.send_presence()
-        emit({"event": "ready"})
+        emit({"event": "ready", "jid": self.boundjid.full})
         pending, self.pending = self.pending, []
         for line in pending:
             self.handle_command(line)

@@ -1,0 +1,7 @@
+//! Integration tests against real XMPP servers (Prosody, ejabberd) and a real
+//! client (slixmpp), all started by the tests on 127.0.0.1. Needs the Debian
+//! packages `scripts/install-deps.sh` installs.
+
+use satellite_harness as support;
+
+mod harness;
