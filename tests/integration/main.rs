@@ -5,3 +5,4 @@
 use satellite_harness as support;
 
 mod harness;
+mod prosody;
