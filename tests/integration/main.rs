@@ -6,3 +6,5 @@ use satellite_harness as support;
 
 mod harness;
 mod prosody;
+mod binary;
+mod ejabberd;
