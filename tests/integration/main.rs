@@ -8,3 +8,4 @@ mod harness;
 mod prosody;
 mod binary;
 mod ejabberd;
+mod demo;

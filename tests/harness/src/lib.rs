@@ -17,6 +17,7 @@
 
 
 pub mod client;
+pub mod demo;
 pub mod ejabberd;
 pub mod prosody;
 pub mod raw_component;

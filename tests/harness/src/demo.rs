@@ -1,0 +1,165 @@
+//! The demo: a private Prosody on loopback with satellite's bundled
+//! services attached, checked end to end with a real client.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::{Client, Prosody};
+
+/// The demo user.
+pub const USER: &str = "demo";
+/// The echo service's JID.
+pub const ECHO: &str = "echo.localhost";
+
+/// A running demo: Prosody plus `satellite run`.
+pub struct Demo {
+    /// The private Prosody.
+    pub prosody: Prosody,
+    /// The demo user's password.
+    pub password: String,
+    /// Where the satellite config, secret and log live.
+    pub dir: tempfile::TempDir,
+    satellite: Child,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Demo {
+    /// Starts Prosody with the bundled services declared, writes a
+    /// satellite config for them, validates it with `satellite check` and
+    /// starts `satellite run`.
+    pub async fn start(satellite: &Path) -> Result<Demo, String> {
+        let secret = random_hex(24);
+        let password = random_hex(8);
+        let prosody = Prosody::start(&[(ECHO, &secret)], &[(USER, &password)], "").await;
+        let dir = tempfile::Builder::new()
+            .prefix("satellite-demo-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let write = |name: &str, text: String| -> Result<PathBuf, String> {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(path)
+        };
+        write("echo.secret", format!("{secret}\n"))?;
+        let config = write(
+            "satellite.toml",
+            format!(
+                "[log]\nlevel = \"info\"\n\n[[component]]\nservice = \"echo\"\njid = \"{ECHO}\"\nserver = \"127.0.0.1:{}\"\nsecret_file = \"echo.secret\"\n",
+                prosody.component_port
+            ),
+        )?;
+        let check = Command::new(satellite)
+            .args(["check", "-c"])
+            .arg(&config)
+            .output()
+            .await
+            .map_err(|e| format!("{}: {e}", satellite.display()))?;
+        if !check.status.success() {
+            return Err(format!(
+                "satellite check failed:\n{}",
+                String::from_utf8_lossy(&check.stderr)
+            ));
+        }
+        let log = std::fs::File::create(dir.path().join("satellite.log"))
+            .map_err(|e| format!("log file: {e}"))?;
+        let child = Command::new(satellite)
+            .args(["run", "-c"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", satellite.display()))?;
+        Ok(Demo {
+            prosody,
+            password,
+            dir,
+            satellite: child,
+        })
+    }
+
+    /// The satellite log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("satellite.log")).unwrap_or_default()
+    }
+
+    /// Logs in as the demo user and checks the echo service: ping until it
+    /// answers, an echoed message, the ad-hoc command list. Returns a
+    /// report line per check.
+    pub async fn self_check(&self) -> Result<Vec<String>, String> {
+        let jid = format!("{USER}@{}", self.prosody.domain);
+        let mut client = Client::connect(self.prosody.c2s_port, &jid, &self.password).await;
+        let mut report = Vec::new();
+        let started = tokio::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let reply = client
+                .iq(&format!("<iq type='get' id='ping{attempt}' to='{ECHO}'><ping xmlns='urn:xmpp:ping'/></iq>"))
+                .await;
+            if reply.attr("type") == Some("result") {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                return Err(format!("{ECHO} does not answer pings\n{}", self.log()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        report.push(format!("ping {ECHO}: answered"));
+        let sent = tokio::time::Instant::now();
+        client
+            .send_raw(&format!("<message to='{ECHO}' id='hello' type='chat'><body>hello satellite</body></message>"))
+            .await;
+        let reply = client
+            .recv_matching(|e| e.name() == "message" && e.attr("id") == Some("hello"), Duration::from_secs(10))
+            .await;
+        let body = reply
+            .get_child("body", "jabber:client")
+            .map(|b| b.text())
+            .unwrap_or_default();
+        if body != "hello satellite" {
+            return Err(format!("unexpected echo: {reply:?}"));
+        }
+        report.push(format!("echo round trip: {:?} -> {body:?} in {:?}", "hello satellite", sent.elapsed()));
+        let reply = client
+            .iq(&format!("<iq type='get' id='cmds' to='{ECHO}'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>"))
+            .await;
+        let nodes: Vec<String> = reply
+            .get_child("query", "http://jabber.org/protocol/disco#items")
+            .map(|q| q.children().filter_map(|c| c.attr("name").map(str::to_owned)).collect())
+            .unwrap_or_default();
+        report.push(format!("ad-hoc commands: {}", nodes.join(", ")));
+        client.disconnect().await;
+        Ok(report)
+    }
+
+    /// Stops satellite (SIGTERM, graceful) and Prosody.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(pid) = self.satellite.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(15), self.satellite.wait())
+            .await
+            .map_err(|_| "satellite did not stop within 15 s".to_owned())?
+            .map_err(|e| e.to_string())?;
+        self.prosody.stop().await;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("satellite exited with {status}\n{}", self.log()))
+        }
+    }
+}
