@@ -45,6 +45,20 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
     assert!(out.contains("OK") && out.contains(ECHO), "{out}");
     assert!(!out.contains(SECRET) && !err.contains(SECRET), "the secret is never printed by check");
 
+    // A relative secret_file is found in $CREDENTIALS_DIRECTORY (systemd
+    // LoadCredential=) before the config's own directory.
+    let creds = temp_dir();
+    std::fs::write(creds.path().join("cred.secret"), SECRET).expect("credential");
+    let via_creds = dir.path().join("creds.toml");
+    std::fs::write(&via_creds, component(ECHO, 5347, "cred.secret")).expect("write");
+    let out = Command::new(BIN)
+        .args(["check", "-c", via_creds.to_str().expect("utf8")])
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .output()
+        .await
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
     let cases = [
         ("unknown-key.toml", format!("{}sekret = \"x\"\n", component(ECHO, 5347, "echo.secret")), "unknown field `sekret`"),
         ("bad-service.toml", component(ECHO, 5347, "echo.secret").replace("\"echo\"", "\"ecco\""), "component[0].service: unknown service `ecco`; expected one of echo"),
@@ -78,21 +92,45 @@ async fn prosody_snippet_matches_the_config() {
 struct Daemon {
     child: Child,
     log: PathBuf,
+    notify: tokio::net::UnixDatagram,
 }
 
 impl Daemon {
+    /// Starts `satellite run` with a NOTIFY_SOCKET of our own, as systemd
+    /// would for `Type=notify`.
     fn start(config: &Path, log: PathBuf) -> Daemon {
         let file = std::fs::File::create(&log).expect("log file");
+        let socket = log.with_extension("notify");
+        let notify = tokio::net::UnixDatagram::bind(&socket).expect("notify socket");
         let child = Command::new(BIN)
             .args(["run", "-c", config.to_str().expect("utf8")])
             .env("RUST_LOG", "info")
+            .env("NOTIFY_SOCKET", &socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn satellite run");
-        Daemon { child, log }
+        Daemon { child, log, notify }
+    }
+
+    /// Waits for a notification containing `state` (e.g. "READY=1").
+    async fn notified(&self, state: &str) {
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(T, async {
+            loop {
+                let n = self.notify.recv(&mut buf).await.expect("recv");
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if msg.lines().any(|l| l == state) {
+                    return;
+                }
+                seen.push(msg);
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "no {state} notification; got {seen:?}\n{}", self.log());
     }
 
     fn log(&self) -> String {
@@ -131,6 +169,9 @@ async fn run_reload_and_graceful_stop() {
     let config = dir.path().join("satellite.toml");
     std::fs::write(&config, component(ECHO, prosody.component_port, "echo.secret")).expect("config");
     let mut daemon = Daemon::start(&config, dir.path().join("satellite.log"));
+    // READY=1 only once the component's handshake is done.
+    daemon.notified("READY=1").await;
+    assert!(daemon.log().contains("connected"), "READY before the handshake:\n{}", daemon.log());
     let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
     wait_answering(&mut alice, ECHO, &daemon).await;
     assert_eq!(echo_round_trip(&mut alice, "b1", "via the binary").await, "via the binary");
@@ -143,6 +184,8 @@ async fn run_reload_and_graceful_stop() {
     );
     std::fs::write(&config, both).expect("config");
     daemon.signal(Signal::SIGHUP);
+    daemon.notified("RELOADING=1").await;
+    daemon.notified("READY=1").await;
     wait_answering(&mut alice, ECHO2, &daemon).await;
     let log = daemon.log();
     assert!(log.contains("reloaded"), "{log}");
@@ -158,6 +201,7 @@ async fn run_reload_and_graceful_stop() {
 
     // SIGTERM: a clean exit, streams closed.
     daemon.signal(Signal::SIGTERM);
+    daemon.notified("STOPPING=1").await;
     let status = tokio::time::timeout(T, daemon.child.wait()).await.expect("exits in time").expect("wait");
     assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
     assert!(daemon.log().contains("stopped"), "{}", daemon.log());
