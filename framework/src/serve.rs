@@ -225,3 +225,43 @@ fn notify(states: &[NotifyState<'_>]) {
 pub fn default_config_path() -> PathBuf {
     PathBuf::from("/etc/satellite/satellite.toml")
 }
+
+/// A whole `main` for a gateway binary: reads the config file named by the
+/// first argument (default `default_path`), installs logging, and serves
+/// until SIGTERM. Errors are printed; the exit code says what happened
+/// (2: config error, 1: runtime error).
+///
+/// ```no_run
+/// # use satellite::{Component, ComponentConfig};
+/// #[tokio::main]
+/// async fn main() -> std::process::ExitCode {
+///     satellite::serve::main("echo.toml", |c: &ComponentConfig| {
+///         Ok(Component::builder(c.clone()) /* .plugin(MyGateway::new(c.settings()?)) */)
+///     })
+///     .await
+/// }
+/// ```
+pub async fn main<F>(default_path: &str, factory: F) -> std::process::ExitCode
+where
+    F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync + 'static,
+{
+    let path = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default_path));
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log);
+    match serve(&path, config, factory).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

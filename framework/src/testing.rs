@@ -290,3 +290,45 @@ macro_rules! assert_stanza_error {
         );
     }};
 }
+
+/// A plugin that keeps the component's [`Context`](crate::Context) once it
+/// is connected, so a test can send and make requests as the component.
+#[derive(Clone, Default)]
+pub struct ContextProbe(std::sync::Arc<std::sync::Mutex<Option<crate::Context>>>);
+
+impl ContextProbe {
+    /// The context, waiting up to [`TIMEOUT`] for the first connection.
+    pub async fn context(&self) -> crate::Context {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let cx = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if let Some(cx) = cx {
+                return cx;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the component did not connect within {TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Plugin for ContextProbe {
+    fn name(&self) -> &'static str {
+        "context-probe"
+    }
+
+    async fn on_connected(&self, cx: &crate::Context) -> Result<(), crate::BoxError> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cx.clone());
+        Ok(())
+    }
+}

@@ -1,10 +1,9 @@
 //! The framework against its own mock server: routing, error replies,
 //! ordering, requests, reconnects, shutdown.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use satellite::testing::{self, MockServer, stanza};
+use satellite::testing::{self, ContextProbe, MockServer, stanza};
 use satellite::xmpp::data_forms::{DataForm, DataFormType, Field};
 use satellite::xmpp::iq::Iq;
 use satellite::xmpp::message::Message;
@@ -331,35 +330,11 @@ async fn unhandled_chat_message_is_bounced_once() {
     component.stop().await;
 }
 
-/// Captures the Context so the test can send and request through it.
-struct Grab(Arc<Mutex<Option<Context>>>);
-
-#[async_trait]
-impl Plugin for Grab {
-    fn name(&self) -> &'static str {
-        "grab"
-    }
-    async fn on_connected(&self, cx: &Context) -> Result<(), satellite::BoxError> {
-        *self.0.lock().expect("lock") = Some(cx.clone());
-        Ok(())
-    }
-}
-
-async fn grabbed(slot: &Arc<Mutex<Option<Context>>>) -> Context {
-    for _ in 0..100 {
-        if let Some(cx) = slot.lock().expect("lock").clone() {
-            return cx;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("on_connected was not called");
-}
-
 #[tokio::test]
 async fn request_resolves_to_the_reply_and_times_out() {
-    let slot = Arc::new(Mutex::new(None));
-    let (mut server, component) = testing::spawn(|b| b.plugin(Grab(slot.clone()))).await;
-    let cx = grabbed(&slot).await;
+    let probe = ContextProbe::default();
+    let (mut server, component) = testing::spawn(|b| b.plugin(probe.clone())).await;
+    let cx = probe.context().await;
     let request = tokio::spawn({
         let cx = cx.clone();
         async move {
@@ -398,21 +373,21 @@ async fn request_resolves_to_the_reply_and_times_out() {
 
 #[tokio::test]
 async fn reconnects_and_delivers_what_was_queued_during_the_outage() {
-    let slot = Arc::new(Mutex::new(None));
+    let probe = ContextProbe::default();
     let mut server = MockServer::bind(testing::JID, testing::SECRET)
         .await
         .expect("bind");
     let mut config = testing::config(server.addr());
     config.queue_limit = 3;
     let component = Component::builder(config)
-        .plugin(Grab(slot.clone()))
+        .plugin(probe.clone())
         .build()
         .expect("build");
     let mut status = component.status();
     let token = satellite::CancellationToken::new();
     let run = tokio::spawn(component.run(token.clone()));
     let link = server.accept().await.expect("accept").expect("handshake");
-    let cx = grabbed(&slot).await;
+    let cx = probe.context().await;
 
     link.close().await;
     status

@@ -16,7 +16,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_satellite");
 const ECHO2: &str = "echo2.localhost";
 
 fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("satellite-bin-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("satellite-bin-")
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn component(jid: &str, port: u16, secret_file: &str) -> String {
@@ -26,7 +29,11 @@ fn component(jid: &str, port: u16, secret_file: &str) -> String {
 }
 
 async fn satellite(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().await.expect("run satellite");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .await
+        .expect("run satellite");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -43,7 +50,10 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
     let (code, out, err) = satellite(&["check", "-c", good.to_str().expect("utf8")]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("OK") && out.contains(ECHO), "{out}");
-    assert!(!out.contains(SECRET) && !err.contains(SECRET), "the secret is never printed by check");
+    assert!(
+        !out.contains(SECRET) && !err.contains(SECRET),
+        "the secret is never printed by check"
+    );
 
     // A relative secret_file is found in $CREDENTIALS_DIRECTORY (systemd
     // LoadCredential=) before the config's own directory.
@@ -57,13 +67,36 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
         .output()
         .await
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let cases = [
-        ("unknown-key.toml", format!("{}sekret = \"x\"\n", component(ECHO, 5347, "echo.secret")), "unknown field `sekret`"),
-        ("bad-service.toml", component(ECHO, 5347, "echo.secret").replace("\"echo\"", "\"ecco\""), "component[0].service: unknown service `ecco`; expected one of echo"),
-        ("no-secret.toml", component(ECHO, 5347, "missing.secret"), "component[0].secret_file: cannot read"),
-        ("bad-setting.toml", format!("{}[component.settings]\nprefix = 5\n", component(ECHO, 5347, "echo.secret")), "component[0].settings"),
+        (
+            "unknown-key.toml",
+            format!("{}sekret = \"x\"\n", component(ECHO, 5347, "echo.secret")),
+            "unknown field `sekret`",
+        ),
+        (
+            "bad-service.toml",
+            component(ECHO, 5347, "echo.secret").replace("\"echo\"", "\"ecco\""),
+            "component[0].service: unknown service `ecco`; expected one of echo",
+        ),
+        (
+            "no-secret.toml",
+            component(ECHO, 5347, "missing.secret"),
+            "component[0].secret_file: cannot read",
+        ),
+        (
+            "bad-setting.toml",
+            format!(
+                "{}[component.settings]\nprefix = 5\n",
+                component(ECHO, 5347, "echo.secret")
+            ),
+            "component[0].settings",
+        ),
     ];
     for (name, text, expected) in cases {
         let path = dir.path().join(name);
@@ -71,7 +104,10 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
         let (code, _, err) = satellite(&["check", "-c", path.to_str().expect("utf8")]).await;
         assert_ne!(code, 0, "{name} passed");
         assert!(err.contains(name), "{name}: the file is not named: {err}");
-        assert!(err.contains(expected), "{name}: expected {expected:?} in {err}");
+        assert!(
+            err.contains(expected),
+            "{name}: expected {expected:?} in {err}"
+        );
     }
 }
 
@@ -79,14 +115,26 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
 async fn prosody_snippet_matches_the_config() {
     let dir = temp_dir();
     let path = dir.path().join("c.toml");
-    std::fs::write(&path, component(ECHO, 5347, "s").replace("secret_file = \"s\"", "secret = \"p\\\"w\""))
-        .expect("write");
+    std::fs::write(
+        &path,
+        component(ECHO, 5347, "s").replace("secret_file = \"s\"", "secret = \"p\\\"w\""),
+    )
+    .expect("write");
     let (code, out, err) = satellite(&["prosody-config", "-c", path.to_str().expect("utf8")]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("Component \"{ECHO}\"\n    component_secret = \"p\\\"w\"")), "{out}");
-    let (code, out, err) = satellite(&["ejabberd-config", "-c", path.to_str().expect("utf8")]).await;
+    assert!(
+        out.contains(&format!(
+            "Component \"{ECHO}\"\n    component_secret = \"p\\\"w\""
+        )),
+        "{out}"
+    );
+    let (code, out, err) =
+        satellite(&["ejabberd-config", "-c", path.to_str().expect("utf8")]).await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("module: ejabberd_service") && out.contains("password: \"p\\\"w\""), "{out}");
+    assert!(
+        out.contains("module: ejabberd_service") && out.contains("password: \"p\\\"w\""),
+        "{out}"
+    );
 }
 
 struct Daemon {
@@ -130,7 +178,11 @@ impl Daemon {
             }
         })
         .await;
-        assert!(found.is_ok(), "no {state} notification; got {seen:?}\n{}", self.log());
+        assert!(
+            found.is_ok(),
+            "no {state} notification; got {seen:?}\n{}",
+            self.log()
+        );
     }
 
     fn log(&self) -> String {
@@ -151,30 +203,52 @@ async fn wait_answering(alice: &mut Client, jid: &str, daemon: &Daemon) {
         n += 1;
         let id = format!("w-{jid}-{n}");
         let reply = alice
-            .iq(&format!("<iq type='get' id='{id}' to='{jid}'><ping xmlns='urn:xmpp:ping'/></iq>"))
+            .iq(&format!(
+                "<iq type='get' id='{id}' to='{jid}'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ))
             .await;
         if reply.attr("type") == Some("result") {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{jid} never answered\n{}", daemon.log());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{jid} never answered\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
 async fn run_reload_and_graceful_stop() {
-    let prosody = Prosody::start(&[(ECHO, SECRET), (ECHO2, SECRET)], &[("alice", "alice-pw")], "").await;
+    let prosody = Prosody::start(
+        &[(ECHO, SECRET), (ECHO2, SECRET)],
+        &[("alice", "alice-pw")],
+        "",
+    )
+    .await;
     let dir = temp_dir();
     std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
     let config = dir.path().join("satellite.toml");
-    std::fs::write(&config, component(ECHO, prosody.component_port, "echo.secret")).expect("config");
+    std::fs::write(
+        &config,
+        component(ECHO, prosody.component_port, "echo.secret"),
+    )
+    .expect("config");
     let mut daemon = Daemon::start(&config, dir.path().join("satellite.log"));
     // READY=1 only once the component's handshake is done.
     daemon.notified("READY=1").await;
-    assert!(daemon.log().contains("connected"), "READY before the handshake:\n{}", daemon.log());
+    assert!(
+        daemon.log().contains("connected"),
+        "READY before the handshake:\n{}",
+        daemon.log()
+    );
     let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
     wait_answering(&mut alice, ECHO, &daemon).await;
-    assert_eq!(echo_round_trip(&mut alice, "b1", "via the binary").await, "via the binary");
+    assert_eq!(
+        echo_round_trip(&mut alice, "b1", "via the binary").await,
+        "via the binary"
+    );
 
     // Reload: add a component; the unchanged one keeps its link.
     let both = format!(
@@ -189,20 +263,32 @@ async fn run_reload_and_graceful_stop() {
     wait_answering(&mut alice, ECHO2, &daemon).await;
     let log = daemon.log();
     assert!(log.contains("reloaded"), "{log}");
-    let echo_connects = log.lines().filter(|l| l.contains("connected") && l.contains(&format!("jid={ECHO} "))).count();
-    assert_eq!(echo_connects, 1, "the unchanged component reconnected:\n{log}");
+    let echo_connects = log
+        .lines()
+        .filter(|l| l.contains("connected") && l.contains(&format!("jid={ECHO} ")))
+        .count();
+    assert_eq!(
+        echo_connects, 1,
+        "the unchanged component reconnected:\n{log}"
+    );
 
     // A broken config is refused on reload; the running one stays.
     std::fs::write(&config, "[[component]]\njid = 3\n").expect("config");
     daemon.signal(Signal::SIGHUP);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(daemon.log().contains("reload failed"), "{}", daemon.log());
-    assert_eq!(echo_round_trip(&mut alice, "b2", "still running").await, "still running");
+    assert_eq!(
+        echo_round_trip(&mut alice, "b2", "still running").await,
+        "still running"
+    );
 
     // SIGTERM: a clean exit, streams closed.
     daemon.signal(Signal::SIGTERM);
     daemon.notified("STOPPING=1").await;
-    let status = tokio::time::timeout(T, daemon.child.wait()).await.expect("exits in time").expect("wait");
+    let status = tokio::time::timeout(T, daemon.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("wait");
     assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
     assert!(daemon.log().contains("stopped"), "{}", daemon.log());
     drop(prosody);

@@ -4,8 +4,8 @@
 
 use satellite_harness as support;
 
+mod binary;
+mod demo;
+mod ejabberd;
 mod harness;
 mod prosody;
-mod binary;
-mod ejabberd;
-mod demo;

@@ -1,12 +1,12 @@
 //! The framework and the echo gateway against a real Prosody, with a real
 //! client (slixmpp) on the other side.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use satellite::jid::BareJid;
+use satellite::testing::ContextProbe;
 use satellite::xmpp::message::Message;
-use satellite::{CancellationToken, Component, ComponentConfig, Context, LinkStatus, Plugin, Secret, async_trait};
+use satellite::{CancellationToken, Component, ComponentConfig, LinkStatus, Secret};
 use satellite_echo::{Echo, EchoSettings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -18,31 +18,10 @@ pub const ECHO: &str = "echo.localhost";
 pub const SECRET: &str = "echo-secret-0123";
 const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
-/// Captures the component's Context when it connects.
-#[derive(Clone, Default)]
-pub struct Grab(pub Arc<Mutex<Option<Context>>>);
-
-#[async_trait]
-impl Plugin for Grab {
-    fn name(&self) -> &'static str {
-        "grab"
-    }
-    async fn on_connected(&self, cx: &Context) -> Result<(), satellite::BoxError> {
-        *self.0.lock().expect("lock") = Some(cx.clone());
-        Ok(())
-    }
-}
-
-impl Grab {
-    pub fn context(&self) -> Context {
-        self.0.lock().expect("lock").clone().expect("connected once")
-    }
-}
-
 /// An echo component running in-process against `port`.
 pub struct Running {
     pub status: watch::Receiver<LinkStatus>,
-    pub grab: Grab,
+    pub probe: ContextProbe,
     token: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -55,10 +34,10 @@ impl Running {
             Secret::new(secret),
         );
         config.reconnect_max = Duration::from_secs(2);
-        let grab = Grab::default();
+        let probe = ContextProbe::default();
         let component = Component::builder(config)
             .plugin(Echo::new(EchoSettings::default()))
-            .plugin(grab.clone())
+            .plugin(probe.clone())
             .build()
             .expect("build");
         let status = component.status();
@@ -66,7 +45,7 @@ impl Running {
         let handle = tokio::spawn(component.run(token.clone()));
         Running {
             status,
-            grab,
+            probe,
             token,
             handle,
         }
@@ -84,7 +63,10 @@ impl Running {
 
     pub async fn stop(self) {
         self.token.cancel();
-        tokio::time::timeout(T, self.handle).await.expect("stopped in time").expect("join");
+        tokio::time::timeout(T, self.handle)
+            .await
+            .expect("stopped in time")
+            .expect("join");
     }
 }
 
@@ -106,25 +88,39 @@ async fn setup() -> (Prosody, Running, Client) {
 
 pub async fn echo_round_trip(alice: &mut Client, id: &str, text: &str) -> String {
     alice
-        .send_raw(&format!("<message to='{ECHO}' id='{id}' type='chat'><body>{text}</body></message>"))
+        .send_raw(&format!(
+            "<message to='{ECHO}' id='{id}' type='chat'><body>{text}</body></message>"
+        ))
         .await;
     let reply = alice
         .recv_matching(|e| e.name() == "message" && e.attr("id") == Some(id), T)
         .await;
     assert_eq!(reply.attr("from"), Some(ECHO), "{reply:?}");
-    reply.get_child("body", "jabber:client").map(|b| b.text()).unwrap_or_default()
+    reply
+        .get_child("body", "jabber:client")
+        .map(|b| b.text())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
 async fn handshake_is_refused_with_a_wrong_secret() {
     let prosody = Prosody::start(&[(ECHO, SECRET)], &[], "").await;
     let mut wrong = Running::start(prosody.component_port, "not-the-secret").await;
-    let status = tokio::time::timeout(T, wrong.status.wait_for(|s| matches!(s, LinkStatus::Disconnected { .. })))
-        .await
-        .expect("refused in time")
-        .expect("status")
-        .clone();
-    assert!(format!("{status:?}").contains("refused"), "{status:?}\n{}", prosody.log());
+    let status = tokio::time::timeout(
+        T,
+        wrong
+            .status
+            .wait_for(|s| matches!(s, LinkStatus::Disconnected { .. })),
+    )
+    .await
+    .expect("refused in time")
+    .expect("status")
+    .clone();
+    assert!(
+        format!("{status:?}").contains("refused"),
+        "{status:?}\n{}",
+        prosody.log()
+    );
     wrong.stop().await;
     let mut right = Running::start(prosody.component_port, SECRET).await;
     right.wait_connected("right secret").await;
@@ -134,12 +130,23 @@ async fn handshake_is_refused_with_a_wrong_secret() {
 #[tokio::test]
 async fn echo_ping_version_disco_and_unrouted_iq() {
     let (prosody, echo, mut alice) = setup().await;
-    assert_eq!(echo_round_trip(&mut alice, "m1", "hello satellite").await, "hello satellite");
+    assert_eq!(
+        echo_round_trip(&mut alice, "m1", "hello satellite").await,
+        "hello satellite"
+    );
 
-    let reply = alice.iq(&format!("<iq type='get' id='p1' to='{ECHO}'><ping xmlns='urn:xmpp:ping'/></iq>")).await;
+    let reply = alice
+        .iq(&format!(
+            "<iq type='get' id='p1' to='{ECHO}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
     assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
 
-    let reply = alice.iq(&format!("<iq type='get' id='v1' to='{ECHO}'><query xmlns='jabber:iq:version'/></iq>")).await;
+    let reply = alice
+        .iq(&format!(
+            "<iq type='get' id='v1' to='{ECHO}'><query xmlns='jabber:iq:version'/></iq>"
+        ))
+        .await;
     let name = reply
         .get_child("query", "jabber:iq:version")
         .and_then(|q| q.get_child("name", "jabber:iq:version"))
@@ -149,17 +156,35 @@ async fn echo_ping_version_disco_and_unrouted_iq() {
     let reply = alice
         .iq(&format!("<iq type='get' id='d1' to='{ECHO}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"))
         .await;
-    let query = reply.get_child("query", "http://jabber.org/protocol/disco#info").expect("disco result");
+    let query = reply
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .expect("disco result");
     let features: Vec<_> = query.children().filter_map(|c| c.attr("var")).collect();
-    for f in ["urn:xmpp:ping", "jabber:iq:version", "http://jabber.org/protocol/commands"] {
+    for f in [
+        "urn:xmpp:ping",
+        "jabber:iq:version",
+        "http://jabber.org/protocol/commands",
+    ] {
         assert!(features.contains(&f), "{f} missing from {features:?}");
     }
-    assert!(query.children().any(|c| c.name() == "identity" && c.attr("name") == Some("Echo")));
+    assert!(
+        query
+            .children()
+            .any(|c| c.name() == "identity" && c.attr("name") == Some("Echo"))
+    );
 
-    let reply = alice.iq(&format!("<iq type='get' id='u1' to='{ECHO}'><query xmlns='urn:example:nothing'/></iq>")).await;
+    let reply = alice
+        .iq(&format!(
+            "<iq type='get' id='u1' to='{ECHO}'><query xmlns='urn:example:nothing'/></iq>"
+        ))
+        .await;
     assert_eq!(reply.attr("type"), Some("error"));
     assert_eq!(reply.attr("from"), Some(ECHO));
-    assert_eq!(condition(&reply).as_deref(), Some("service-unavailable"), "{reply:?}");
+    assert_eq!(
+        condition(&reply).as_deref(),
+        Some("service-unavailable"),
+        "{reply:?}"
+    );
     drop(prosody);
     echo.stop().await;
 }
@@ -182,7 +207,9 @@ async fn adhoc_commands_from_a_real_client() {
     let reply = alice
         .iq(&format!("<iq type='set' id='c2' to='{ECHO}'><command xmlns='{ns}' node='prefix' action='execute'/></iq>"))
         .await;
-    let command = reply.get_child("command", ns).unwrap_or_else(|| panic!("{reply:?}"));
+    let command = reply
+        .get_child("command", ns)
+        .unwrap_or_else(|| panic!("{reply:?}"));
     assert_eq!(command.attr("status"), Some("executing"));
     let sid = command.attr("sessionid").expect("sessionid");
     let reply = alice
@@ -190,11 +217,19 @@ async fn adhoc_commands_from_a_real_client() {
             "<iq type='set' id='c3' to='{ECHO}'><command xmlns='{ns}' node='prefix' sessionid='{sid}' action='complete'><x xmlns='jabber:x:data' type='submit'><field var='prefix'><value>echo: </value></field></x></command></iq>"
         ))
         .await;
-    assert_eq!(reply.get_child("command", ns).and_then(|c| c.attr("status")), Some("completed"), "{reply:?}");
+    assert_eq!(
+        reply
+            .get_child("command", ns)
+            .and_then(|c| c.attr("status")),
+        Some("completed"),
+        "{reply:?}"
+    );
     assert_eq!(echo_round_trip(&mut alice, "m2", "hi").await, "echo: hi");
 
     let reply = alice
-        .iq(&format!("<iq type='set' id='c4' to='{ECHO}'><command xmlns='{ns}' node='stats'/></iq>"))
+        .iq(&format!(
+            "<iq type='set' id='c4' to='{ECHO}'><command xmlns='{ns}' node='stats'/></iq>"
+        ))
         .await;
     let form = reply
         .get_child("command", ns)
@@ -215,24 +250,46 @@ async fn malformed_stanzas_get_an_error_and_the_link_stays_up() {
     // Well-formed XML that is not a valid message / presence: Prosody routes
     // it, the component answers bad-request.
     alice
-        .send_raw(&format!("<message to='{ECHO}' id='bad1' type='shout'><body>x</body></message>"))
+        .send_raw(&format!(
+            "<message to='{ECHO}' id='bad1' type='shout'><body>x</body></message>"
+        ))
         .await;
     let reply = alice
         .recv_matching(|e| e.attr("id") == Some("bad1"), T)
         .await;
     assert_eq!(reply.attr("type"), Some("error"), "{reply:?}");
     assert_eq!(reply.attr("from"), Some(ECHO), "{reply:?}");
-    assert_eq!(condition(&reply).as_deref(), Some("bad-request"), "{reply:?}");
+    assert_eq!(
+        condition(&reply).as_deref(),
+        Some("bad-request"),
+        "{reply:?}"
+    );
 
     alice
-        .send_raw(&format!("<presence to='{ECHO}' id='bad2'><priority>very high</priority></presence>"))
+        .send_raw(&format!(
+            "<presence to='{ECHO}' id='bad2'><priority>very high</priority></presence>"
+        ))
         .await;
-    let reply = alice.recv_matching(|e| e.attr("id") == Some("bad2"), T).await;
-    assert_eq!(condition(&reply).as_deref(), Some("bad-request"), "{reply:?}");
+    let reply = alice
+        .recv_matching(|e| e.attr("id") == Some("bad2"), T)
+        .await;
+    assert_eq!(
+        condition(&reply).as_deref(),
+        Some("bad-request"),
+        "{reply:?}"
+    );
 
     // The link is still up: the component still answers.
-    assert_eq!(echo_round_trip(&mut alice, "m3", "still here").await, "still here");
-    assert_eq!(*echo.status.borrow(), LinkStatus::Connected, "{}", prosody.log());
+    assert_eq!(
+        echo_round_trip(&mut alice, "m3", "still here").await,
+        "still here"
+    );
+    assert_eq!(
+        *echo.status.borrow(),
+        LinkStatus::Connected,
+        "{}",
+        prosody.log()
+    );
     echo.stop().await;
 }
 
@@ -242,23 +299,33 @@ async fn reconnects_after_a_server_restart_and_delivers_what_was_sent_meanwhile(
     let mut prosody = Prosody::start(&[(ECHO, SECRET)], &[("alice", "alice-pw")], &modules).await;
     let mut echo = Running::start(prosody.component_port, SECRET).await;
     echo.wait_connected("first connect").await;
-    let cx = echo.grab.context();
+    let cx = echo.probe.context().await;
 
     prosody.stop().await;
-    tokio::time::timeout(T, echo.status.wait_for(|s| matches!(s, LinkStatus::Disconnected { .. })))
-        .await
-        .expect("link loss noticed")
-        .expect("status");
+    tokio::time::timeout(
+        T,
+        echo.status
+            .wait_for(|s| matches!(s, LinkStatus::Disconnected { .. })),
+    )
+    .await
+    .expect("link loss noticed")
+    .expect("status");
     let mut note = Message::new(Some("alice@localhost".parse().expect("jid")));
     note.id = Some(satellite::xmpp::message::Id("outage1".into()));
-    note.bodies.insert(Default::default(), "sent while the server was down".into());
+    note.bodies
+        .insert(Default::default(), "sent while the server was down".into());
     cx.send(note).await.expect("queued during the outage");
 
     prosody.start_again().await;
     echo.wait_connected("reconnect").await;
     let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
-    let queued = alice.recv_matching(|e| e.attr("id") == Some("outage1"), T).await;
+    let queued = alice
+        .recv_matching(|e| e.attr("id") == Some("outage1"), T)
+        .await;
     assert_eq!(queued.attr("from"), Some(ECHO));
-    assert_eq!(echo_round_trip(&mut alice, "m4", "after restart").await, "after restart");
+    assert_eq!(
+        echo_round_trip(&mut alice, "m4", "after restart").await,
+        "after restart"
+    );
     echo.stop().await;
 }

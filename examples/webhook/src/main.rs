@@ -12,30 +12,13 @@
 
 mod gateway;
 
-use satellite::{Component, Config};
+use satellite::{Component, ComponentConfig};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "webhook.toml".into());
-    let config = match Config::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    satellite::serve::init_logging(&config.log);
-    let factory = |c: &satellite::ComponentConfig| -> Result<_, satellite::BoxError> {
+    satellite::serve::main("webhook.toml", |c: &ComponentConfig| {
         let gateway = gateway::Webhook::new(gateway::load_settings(c)?);
         Ok(Component::builder(c.clone()).plugin(gateway))
-    };
-    match satellite::serve::serve(path.as_ref(), config, factory).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    })
+    .await
 }
