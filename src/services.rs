@@ -3,7 +3,7 @@
 use satellite::{BoxError, Component, ComponentBuilder, ComponentConfig};
 
 /// Service names this binary knows.
-pub const SERVICES: &[&str] = &["echo"];
+pub const SERVICES: &[&str] = &["echo", "proxy65"];
 
 /// Builds the component a config table describes.
 pub fn factory(config: &ComponentConfig) -> Result<ComponentBuilder, BoxError> {
@@ -15,6 +15,13 @@ pub fn factory(config: &ComponentConfig) -> Result<ComponentBuilder, BoxError> {
             Ok(builder
                 .plugin(satellite_echo::Echo::new(settings))
                 .software("satellite echo", env!("CARGO_PKG_VERSION")))
+        }
+        Some("proxy65") => {
+            let proxy = satellite_proxy65::Proxy65::from_config(config)?;
+            Ok(builder
+                .plugin(proxy)
+                .identity("proxy", "bytestreams", "SOCKS5 Bytestreams Service")
+                .software("satellite proxy65", env!("CARGO_PKG_VERSION")))
         }
         Some(other) => Err(format!(
             "{at}.service: unknown service `{other}`; expected one of {}",

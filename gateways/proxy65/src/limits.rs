@@ -1,0 +1,228 @@
+//! Limits and counters: connection and session caps (RAII permits), token
+//! buckets for bandwidth, and the metrics the stats command reports.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A counted resource with a cap; [`Gauge::acquire`] hands out permits
+/// that give their unit back when dropped, so no path can leak one.
+#[derive(Debug)]
+pub struct Gauge {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+/// One unit of a [`Gauge`].
+#[derive(Debug)]
+pub struct Permit(Arc<Gauge>);
+
+impl Gauge {
+    /// A gauge allowing `cap` units.
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            cap,
+        })
+    }
+
+    /// A permit, or `None` at the cap.
+    pub fn acquire(self: &Arc<Self>) -> Option<Permit> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.cap).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Permit(Arc::clone(self)))
+    }
+
+    /// Units in use.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A token bucket in bytes. A reader waits until a whole chunk's tokens
+/// are there ([`Bucket::wait_for`]), reads at most a chunk, and pays what
+/// it read ([`Bucket::take`]). It starts empty and holds at most one chunk,
+/// so even the first chunk is paid for: N bytes take at least N / rate.
+#[derive(Debug)]
+pub struct Bucket {
+    rate: f64,
+    chunk: usize,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Bucket {
+    /// A bucket refilling at `rate` bytes/s; chunks are 1/20 s worth.
+    pub fn new(rate: u64) -> Arc<Self> {
+        let chunk = (rate / 20).clamp(512, 1024 * 1024) as usize;
+        Arc::new(Self {
+            rate: rate as f64,
+            chunk,
+            state: Mutex::new((0.0, Instant::now())),
+        })
+    }
+
+    /// The most a reader should take in one read.
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// How long until `want` tokens are there (zero: now).
+    pub fn wait_for(&self, want: usize) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let tokens = self.refill(&mut state);
+        let want = want.min(self.chunk) as f64;
+        if tokens >= want {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((want - tokens) / self.rate)
+        }
+    }
+
+    /// Pays for `n` bytes read (the balance may go negative when several
+    /// readers share the bucket; the next wait makes up for it).
+    pub fn take(&self, n: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.refill(&mut state);
+        state.0 -= n as f64;
+    }
+
+    fn refill(&self, state: &mut (f64, Instant)) -> f64 {
+        let now = Instant::now();
+        let earned = now.duration_since(state.1).as_secs_f64() * self.rate;
+        state.0 = (state.0 + earned).min(self.chunk as f64);
+        state.1 = now;
+        state.0
+    }
+}
+
+/// Why a connection or request was refused, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The requester is not in the ACL.
+    Acl,
+    /// Activation of an unknown stream.
+    UnknownStream,
+    /// Activation with only one side connected.
+    NotPaired,
+    /// A second activation.
+    AlreadyActive,
+    /// `max_connections`.
+    ConnectionCap,
+    /// `max_connections_per_jid`.
+    JidCap,
+    /// `max_sessions`.
+    SessionCap,
+    /// A third connection for the same hash.
+    Duplicate,
+    /// A malformed SOCKS5 handshake.
+    BadHandshake,
+    /// Not activated within `activation_timeout`.
+    ActivationTimeout,
+    /// No byte within `idle_timeout`.
+    IdleTimeout,
+}
+
+impl Rejection {
+    /// Every reason, in report order.
+    pub const ALL: [Rejection; 11] = [
+        Self::Acl,
+        Self::UnknownStream,
+        Self::NotPaired,
+        Self::AlreadyActive,
+        Self::ConnectionCap,
+        Self::JidCap,
+        Self::SessionCap,
+        Self::Duplicate,
+        Self::BadHandshake,
+        Self::ActivationTimeout,
+        Self::IdleTimeout,
+    ];
+
+    /// Its name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acl => "acl",
+            Self::UnknownStream => "unknown_stream",
+            Self::NotPaired => "not_paired",
+            Self::AlreadyActive => "already_active",
+            Self::ConnectionCap => "connection_cap",
+            Self::JidCap => "jid_cap",
+            Self::SessionCap => "session_cap",
+            Self::Duplicate => "duplicate",
+            Self::BadHandshake => "bad_handshake",
+            Self::ActivationTimeout => "activation_timeout",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// Counters of one proxy.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// SOCKS5 connections accepted.
+    pub connections: AtomicU64,
+    /// Bytestreams activated.
+    pub activations: AtomicU64,
+    /// Bytestreams finished.
+    pub finished: AtomicU64,
+    /// Bytes relayed (both directions).
+    pub bytes: AtomicU64,
+    rejections: [AtomicU64; Rejection::ALL.len()],
+}
+
+impl Metrics {
+    /// Counts a rejection.
+    pub fn reject(&self, why: Rejection) {
+        self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rejections for one reason.
+    pub fn rejections(&self, why: Rejection) -> u64 {
+        self.rejections[why as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_caps_and_releases() {
+        let g = Gauge::new(2);
+        let a = g.acquire().expect("first");
+        let _b = g.acquire().expect("second");
+        assert!(g.acquire().is_none());
+        drop(a);
+        assert!(g.acquire().is_some());
+    }
+
+    #[test]
+    fn bucket_starts_empty_and_charges_reads() {
+        let b = Bucket::new(20_000);
+        assert_eq!(b.chunk(), 1000);
+        let wait = b.wait_for(1000);
+        assert!(
+            wait > Duration::from_millis(40) && wait <= Duration::from_millis(50),
+            "{wait:?}"
+        );
+        b.take(2000);
+        let wait = b.wait_for(1000);
+        assert!(wait > Duration::from_millis(140), "{wait:?}");
+    }
+
+    #[test]
+    fn rejection_indices_match() {
+        for (i, r) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+}
