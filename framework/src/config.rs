@@ -93,11 +93,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// Prometheus metrics settings (`[metrics]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve `/metrics` (e.g. `"127.0.0.1:9100"`); off when absent.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    metrics: MetricsConfig,
     #[serde(default)]
     component: Vec<RawComponent>,
 }
@@ -131,6 +141,8 @@ pub struct Config {
     pub file: PathBuf,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
     /// The `[[component]]` tables, in file order.
     pub components: Vec<ComponentConfig>,
 }
@@ -250,6 +262,7 @@ impl Config {
         Ok(Self {
             file: file.to_owned(),
             log: raw.log,
+            metrics: raw.metrics,
             components,
         })
     }

@@ -103,7 +103,10 @@ impl Context {
             outbox.tx.send(el).await.map_err(|_| SendError::Closed)
         } else {
             outbox.tx.try_send(el).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SendError::QueueFull(outbox.capacity),
+                mpsc::error::TrySendError::Full(_) => {
+                    crate::metrics::refused(self.shared.jid.as_str(), "queue_full");
+                    SendError::QueueFull(outbox.capacity)
+                }
                 mpsc::error::TrySendError::Closed(_) => SendError::Closed,
             })
         }

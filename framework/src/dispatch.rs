@@ -46,6 +46,7 @@ impl Dispatcher {
         let mut guard = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(lanes) = guard.as_mut() else {
             drop(guard);
+            crate::metrics::refused(self.cx.jid().as_str(), "stopping");
             self.refuse(&el, HandlerError::service_unavailable());
             return;
         };
@@ -58,6 +59,7 @@ impl Dispatcher {
                 Err(mpsc::error::TrySendError::Full(el)) => {
                     drop(guard);
                     tracing::warn!(lane = %key, "lane full; refusing a stanza");
+                    crate::metrics::refused(self.cx.jid().as_str(), "lane_full");
                     self.refuse(
                         &el,
                         HandlerError::resource_constraint("too many pending requests"),

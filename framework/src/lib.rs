@@ -40,6 +40,7 @@
 //! - [`adhoc`]: XEP-0050 ad-hoc commands with XEP-0004 forms.
 //! - `stream`, `link`, `router`, `dispatch`: the link, its loop, routing
 //!   and per-address ordering (internal).
+//! - [`metrics`]: Prometheus metrics (the `metrics` crate's facade).
 //! - [`testing`] (feature `testing`): an in-process mock server.
 
 #![forbid(unsafe_code)]
@@ -54,6 +55,7 @@ mod dispatch;
 mod error;
 mod handshake;
 mod link;
+pub mod metrics;
 mod ping;
 pub mod plugin;
 mod router;
@@ -66,7 +68,9 @@ mod version;
 pub use async_trait::async_trait;
 pub use backoff::Backoff;
 pub use component::{Component, ComponentBuilder, LinkStatus};
-pub use config::{ComponentConfig, Config, ConfigError, LogConfig, LogFormat, Secret};
+pub use config::{
+    ComponentConfig, Config, ConfigError, LogConfig, LogFormat, MetricsConfig, Secret,
+};
 pub use context::Context;
 pub use disco::DiscoPlugin;
 pub use error::{BoxError, HandlerError, RequestError, SendError};

@@ -71,6 +71,7 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
             Ok(link) => {
                 tracing::info!(%jid, %server, "connected");
                 cx.set_connected(true);
+                crate::metrics::link_up(&jid, true);
                 status.send_replace(LinkStatus::Connected);
                 announce_connected(&cx, &router);
                 let since = Instant::now();
@@ -85,6 +86,7 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
                 };
                 let end = session.pump(&shutdown).await;
                 cx.set_connected(false);
+                crate::metrics::link_up(&jid, false);
                 match end {
                     End::Stopped => {
                         close(session.link).await;
@@ -262,6 +264,7 @@ impl Session<'_> {
 
     /// Routes one inbound element; returns an end if the stream is over.
     fn inbound(&mut self, el: Element) -> Option<End> {
+        crate::metrics::received(self.config.jid.as_str());
         if el.is("error", NS_STREAM) {
             return Some(End::Lost(format!(
                 "stream error from the server: {}",
@@ -309,6 +312,7 @@ impl Session<'_> {
     /// Writes a batch; on failure the unsent stanza is kept for the next
     /// connection.
     async fn write(&mut self, batch: Vec<Element>) -> Result<(), String> {
+        crate::metrics::sent(self.config.jid.as_str(), batch.len());
         let mut iter = batch.into_iter();
         for el in iter.by_ref() {
             if let Err(e) = self.link.feed(&el).await {

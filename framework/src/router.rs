@@ -86,6 +86,7 @@ impl Router {
             Inbound::Message(m) => self.handle_message(cx, m).await,
             Inbound::Presence(p) => self.handle_presence(cx, p).await,
             Inbound::Invalid { reply, reason } => {
+                crate::metrics::invalid(cx.jid().as_str());
                 tracing::warn!(%reason, "invalid stanza");
                 if let Some(reply) = reply {
                     send(cx, reply).await;

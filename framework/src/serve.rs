@@ -70,6 +70,10 @@ pub async fn serve<F>(path: &Path, config: Config, factory: F) -> Result<(), Box
 where
     F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync + 'static,
 {
+    if let Some(listen) = config.metrics.listen {
+        crate::metrics::serve_prometheus(listen)?;
+        tracing::info!(%listen, "serving Prometheus metrics on /metrics");
+    }
     let mut running: HashMap<BareJid, Running> = HashMap::new();
     start_all(&config, &factory, &mut running)?;
     let mut terminate = signal(SignalKind::terminate())?;
@@ -164,6 +168,7 @@ async fn reload(path: &Path, factory: &Factory, running: &mut HashMap<BareJid, R
     let fresh = Config {
         file: config.file.clone(),
         log: config.log.clone(),
+        metrics: config.metrics.clone(),
         components: config
             .components
             .iter()

@@ -195,6 +195,22 @@ impl Daemon {
     }
 }
 
+/// A plain HTTP/1.1 GET on loopback; returns the whole response.
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(T, tcp.read_to_string(&mut response))
+        .await
+        .expect("in time")
+        .expect("read");
+    response
+}
+
 /// Pings `jid` until it answers with a result (the component is connected).
 async fn wait_answering(alice: &mut Client, jid: &str, daemon: &Daemon) {
     let deadline = tokio::time::Instant::now() + T;
@@ -230,11 +246,10 @@ async fn run_reload_and_graceful_stop() {
     let dir = temp_dir();
     std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
     let config = dir.path().join("satellite.toml");
-    std::fs::write(
-        &config,
-        component(ECHO, prosody.component_port, "echo.secret"),
-    )
-    .expect("config");
+    let metrics_port = crate::support::free_port();
+    let metrics = format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n");
+    let first = component(ECHO, prosody.component_port, "echo.secret");
+    std::fs::write(&config, format!("{metrics}{first}")).expect("config");
     let mut daemon = Daemon::start(&config, dir.path().join("satellite.log"));
     // READY=1 only once the component's handshake is done.
     daemon.notified("READY=1").await;
@@ -249,10 +264,17 @@ async fn run_reload_and_graceful_stop() {
         echo_round_trip(&mut alice, "b1", "via the binary").await,
         "via the binary"
     );
+    let scraped = http_get(metrics_port, "/metrics").await;
+    let up = format!("satellite_link_up{{component=\"{ECHO}\"}} 1");
+    assert!(scraped.contains(&up), "{scraped}");
+    assert!(
+        scraped.contains("satellite_stanzas_received_total"),
+        "{scraped}"
+    );
 
     // Reload: add a component; the unchanged one keeps its link.
     let both = format!(
-        "{}{}",
+        "{metrics}{}{}",
         component(ECHO, prosody.component_port, "echo.secret"),
         component(ECHO2, prosody.component_port, "echo.secret")
     );
