@@ -78,11 +78,13 @@ impl Dispatcher {
     }
 
     /// Stops taking stanzas; lanes finish what they hold, then exit.
-    pub(crate) fn close(&self) {
+    /// Returns whether this call closed it (false if it was closed already).
+    pub(crate) fn close(&self) -> bool {
         self.lanes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .take()
+            .is_some()
     }
 
     async fn lane(self: Arc<Self>, key: String, mut rx: mpsc::Receiver<Element>) {

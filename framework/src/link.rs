@@ -123,9 +123,11 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
             _ = sleep(delay) => {}
         }
     }
-    // Stopped while disconnected: let running handlers finish anyway.
-    dispatcher.close();
-    run_shutdown_hooks(&cx, &router);
+    // Stopped while disconnected (or the link broke while stopping): let
+    // running handlers finish anyway.
+    if dispatcher.close() {
+        run_shutdown_hooks(&cx, &router);
+    }
     cx.tracker().close();
     if tokio::time::timeout(config.shutdown_timeout, cx.tracker().wait())
         .await
@@ -191,8 +193,9 @@ impl Session<'_> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled(), if stopping.is_none() => {
-                    self.dispatcher.close();
-                    run_shutdown_hooks(self.cx, self.router);
+                    if self.dispatcher.close() {
+                        run_shutdown_hooks(self.cx, self.router);
+                    }
                     self.cx.tracker().close();
                     stopping = Some(Instant::now() + cfg.shutdown_timeout);
                 }

@@ -1,6 +1,7 @@
 //! The framework against its own mock server: routing, error replies,
 //! ordering, requests, reconnects, shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use satellite::testing::{self, ContextProbe, MockServer, stanza};
@@ -493,4 +494,34 @@ async fn shutdown_finishes_running_handlers_then_closes_the_stream() {
     );
     assert!(server.closed_by_component().await);
     stop.await.expect("stopped");
+}
+
+/// Counts `on_shutdown` calls.
+struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+
+#[async_trait]
+impl Plugin for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    async fn on_shutdown(&self, _cx: &Context) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn on_shutdown_runs_once_connected_or_not() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (server, component) = testing::spawn(|b| b.plugin(Counting(calls.clone()))).await;
+    component.stop().await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    drop(server);
+
+    // Stopped while the link is down.
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (server, component) = testing::spawn(|b| b.plugin(Counting(calls.clone()))).await;
+    server.close().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    component.stop().await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

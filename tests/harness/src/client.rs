@@ -23,7 +23,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const IQ_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Event {
-    Ready { jid: String },
+    Ready {
+        jid: String,
+    },
     Stanza(String),
     Error(String),
     Disconnected,

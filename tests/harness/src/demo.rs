@@ -121,10 +121,15 @@ impl Demo {
         report.push(format!("ping {ECHO}: answered"));
         let sent = tokio::time::Instant::now();
         client
-            .send_raw(&format!("<message to='{ECHO}' id='hello' type='chat'><body>hello satellite</body></message>"))
+            .send_raw(&format!(
+                "<message to='{ECHO}' id='hello' type='chat'><body>hello satellite</body></message>"
+            ))
             .await;
         let reply = client
-            .recv_matching(|e| e.name() == "message" && e.attr("id") == Some("hello"), Duration::from_secs(10))
+            .recv_matching(
+                |e| e.name() == "message" && e.attr("id") == Some("hello"),
+                Duration::from_secs(10),
+            )
             .await;
         let body = reply
             .get_child("body", "jabber:client")
@@ -133,13 +138,21 @@ impl Demo {
         if body != "hello satellite" {
             return Err(format!("unexpected echo: {reply:?}"));
         }
-        report.push(format!("echo round trip: {:?} -> {body:?} in {:?}", "hello satellite", sent.elapsed()));
+        report.push(format!(
+            "echo round trip: {:?} -> {body:?} in {:?}",
+            "hello satellite",
+            sent.elapsed()
+        ));
         let reply = client
             .iq(&format!("<iq type='get' id='cmds' to='{ECHO}'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>"))
             .await;
         let nodes: Vec<String> = reply
             .get_child("query", "http://jabber.org/protocol/disco#items")
-            .map(|q| q.children().filter_map(|c| c.attr("name").map(str::to_owned)).collect())
+            .map(|q| {
+                q.children()
+                    .filter_map(|c| c.attr("name").map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         report.push(format!("ad-hoc commands: {}", nodes.join(", ")));
         client.disconnect().await;

@@ -15,7 +15,6 @@
 //!   stderr (shown in the client's panic messages).
 //! - `SATELLITE_TEST_PYTHON`: the Python with slixmpp (default /usr/bin/python3).
 
-
 pub mod client;
 pub mod demo;
 pub mod ejabberd;

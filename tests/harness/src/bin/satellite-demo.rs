@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
             "--satellite" => satellite = args.next().map(PathBuf::from).unwrap_or(satellite),
             "--check" => check_only = true,
             other => {
-                eprintln!("unknown argument {other}; usage: satellite-demo [--satellite PATH] [--check]");
+                eprintln!(
+                    "unknown argument {other}; usage: satellite-demo [--satellite PATH] [--check]"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -31,8 +33,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("Prosody is running on 127.0.0.1 (c2s port {}, component port {})", demo.prosody.c2s_port, demo.prosody.component_port);
-    println!("satellite is running with {}", demo.dir.path().join("satellite.toml").display());
+    println!(
+        "Prosody is running on 127.0.0.1 (c2s port {}, component port {})",
+        demo.prosody.c2s_port, demo.prosody.component_port
+    );
+    println!(
+        "satellite is running with {}",
+        demo.dir.path().join("satellite.toml").display()
+    );
     match demo.self_check().await {
         Ok(report) => {
             for line in report {
@@ -47,9 +55,15 @@ async fn main() -> ExitCode {
     }
     if !check_only {
         println!();
-        println!("Connect any XMPP client to 127.0.0.1:{} as {USER}@localhost, password {}", demo.prosody.c2s_port, demo.password);
+        println!(
+            "Connect any XMPP client to 127.0.0.1:{} as {USER}@localhost, password {}",
+            demo.prosody.c2s_port, demo.password
+        );
         println!("(plain authentication without TLS, loopback only) and message {ECHO}.");
-        println!("satellite's log: {}", demo.dir.path().join("satellite.log").display());
+        println!(
+            "satellite's log: {}",
+            demo.dir.path().join("satellite.log").display()
+        );
         println!("Press Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
     }
