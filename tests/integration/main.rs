@@ -9,3 +9,4 @@ mod demo;
 mod ejabberd;
 mod harness;
 mod prosody;
+mod proxy65;
