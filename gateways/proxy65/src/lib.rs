@@ -69,7 +69,7 @@
 //! ## Layout
 //!
 //! - [`payload`]: the XEP-0065 `<query/>` and its children (xso derives).
-//! - [`config`]: `[component.settings]`.
+//! - [`config`]: the `[component.settings]` table.
 //! - [`plugin`]: the XMPP side (disco, query, activation, stats).
 //! - [`socks5`]: the RFC 1928 handshake (hand-written on tokio).
 //! - [`registry`]: pairing connections by hash; activation.
