@@ -13,7 +13,8 @@
 //! max_sessions = 500                 # paired connections (bytestreams) at once
 //! session_rate = 0                   # bytes/s per bytestream, 0 = unlimited
 //! total_rate = 0                     # bytes/s over all bytestreams, 0 = unlimited
-//! buffer_size = 262144               # relay buffer per direction, bytes
+//! buffer_size = 1048576              # relay buffer (or pipe) per direction, bytes
+//! zero_copy = true                   # splice(2) on Linux; false: copy through user space
 //!
 //! [[component.settings.streamhost]]  # one per advertised address (default: the listen address)
 //! host = "203.0.113.7"               # IPv4, IPv6 or a hostname, as clients should dial it
@@ -46,6 +47,7 @@ pub struct RawSettings {
     session_rate: Option<u64>,
     total_rate: Option<u64>,
     buffer_size: Option<usize>,
+    zero_copy: Option<bool>,
 }
 
 /// One `[[component.settings.streamhost]]`.
@@ -99,8 +101,10 @@ pub struct Settings {
     pub session_rate: Option<u64>,
     /// Bytes per second over all bytestreams, if capped.
     pub total_rate: Option<u64>,
-    /// Relay buffer per direction.
+    /// Relay buffer (or pipe) per direction.
     pub buffer_size: usize,
+    /// Relay with splice(2) where the platform has it.
+    pub zero_copy: bool,
 }
 
 impl Settings {
@@ -119,7 +123,8 @@ impl Settings {
             max_sessions: 500,
             session_rate: None,
             total_rate: None,
-            buffer_size: 256 * 1024,
+            buffer_size: 1024 * 1024,
+            zero_copy: true,
         }
     }
 
@@ -205,6 +210,7 @@ impl Settings {
                 format!("is {}; expected 1024 to 16777216 bytes", s.buffer_size),
             ));
         }
+        s.zero_copy = raw.zero_copy.unwrap_or(s.zero_copy);
         // 0 is the documented way to say "no cap".
         s.session_rate = raw.session_rate.filter(|&r| r > 0);
         s.total_rate = raw.total_rate.filter(|&r| r > 0);

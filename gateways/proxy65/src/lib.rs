@@ -73,7 +73,8 @@
 //! - [`plugin`]: the XMPP side (disco, query, activation, stats).
 //! - [`socks5`]: the RFC 1928 handshake (hand-written on tokio).
 //! - [`registry`]: pairing connections by hash; activation.
-//! - [`relay`]: the copy loops, shaping, idle timeout.
+//! - [`relay`]: both directions of a bytestream, shaping, idle timeout.
+//! - `splice` (Linux): zero-copy relaying with splice(2).
 //! - [`limits`]: caps, token buckets, metrics.
 //! - [`server`]: the listener and each connection's life.
 
@@ -87,6 +88,8 @@ pub mod registry;
 pub mod relay;
 pub mod server;
 pub mod socks5;
+#[cfg(target_os = "linux")]
+pub mod splice;
 
 pub use config::Settings;
 pub use plugin::Proxy65;

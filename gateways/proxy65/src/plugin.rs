@@ -167,6 +167,7 @@ impl Plugin for Proxy65 {
             return Ok(());
         }
         let listen = self.shared.settings.listen;
+        server::raise_fd_limit();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("proxy65: cannot listen on {listen}: {e}"))?;

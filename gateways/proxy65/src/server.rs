@@ -102,6 +102,28 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cx: Context) {
     tracing::info!("proxy65: listener stopped");
 }
 
+/// Raises the soft limit on open files to the hard one: every bytestream
+/// holds two sockets and (with splice) four pipe ends, and systemd's
+/// default soft limit of 1024 would cap the proxy near 170 transfers.
+pub fn raise_fd_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+            && soft < hard
+        {
+            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                Ok(()) => tracing::debug!(
+                    from = soft,
+                    to = hard,
+                    "proxy65: raised the open-file limit"
+                ),
+                Err(e) => tracing::warn!(error = %e, "proxy65: cannot raise the open-file limit"),
+            }
+        }
+    }
+}
+
 /// Completes the handshake of a connection the proxy cannot take and sends
 /// a failure reply.
 async fn refuse(mut stream: TcpStream, peer: SocketAddr, rep: Reply) {
@@ -208,6 +230,7 @@ async fn run_relay(
         session: shared.settings.session_rate.map(Bucket::new),
         total: shared.total.clone(),
         metrics: Arc::clone(&shared.metrics),
+        zero_copy: shared.settings.zero_copy,
     };
     let started = std::time::Instant::now();
     let (end, ab, ba) = relay::relay(other.stream, conn.stream, opts, stop).await;
