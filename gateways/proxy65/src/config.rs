@@ -81,6 +81,8 @@ pub enum AclEntry {
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The component's JID (labels metrics and logs).
+    pub component: String,
     /// The SOCKS5 listen address.
     pub listen: SocketAddr,
     /// What the streamhost query answers, in order.
@@ -113,6 +115,7 @@ impl Settings {
     pub fn defaults(jid: &BareJid) -> Self {
         let listen = SocketAddr::from(([127, 0, 0, 1], 7777));
         Self {
+            component: jid.to_string(),
             listen,
             advertised: vec![default_advertised(listen, jid)],
             allow: vec![AclEntry::Domain(parent_domain(jid.domain().as_str()))],

@@ -165,24 +165,91 @@ impl Rejection {
     }
 }
 
-/// Counters of one proxy.
+/// Counters of one proxy: kept here for the `stats` command, and
+/// recorded through the `metrics` facade, which the framework serves to
+/// Prometheus when `[metrics] listen` is set. Series (label
+/// `component="<jid>"`): `proxy65_connections_total`,
+/// `proxy65_activations_total`, `proxy65_sessions_active`,
+/// `proxy65_bytes_total`, `proxy65_rejections_total` (label `reason`, see
+/// [`Rejection::as_str`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// SOCKS5 connections accepted.
-    pub connections: AtomicU64,
-    /// Bytestreams activated.
-    pub activations: AtomicU64,
-    /// Bytestreams finished.
-    pub finished: AtomicU64,
-    /// Bytes relayed (both directions).
-    pub bytes: AtomicU64,
+    component: String,
+    connections: AtomicU64,
+    activations: AtomicU64,
+    finished: AtomicU64,
+    bytes: AtomicU64,
     rejections: [AtomicU64; Rejection::ALL.len()],
 }
 
 impl Metrics {
+    /// Counters labelled with the component's JID.
+    pub fn new(component: impl Into<String>) -> Self {
+        Self {
+            component: component.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A SOCKS5 connection was accepted.
+    pub fn connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("proxy65_connections_total", "component" => self.component.clone())
+            .increment(1);
+    }
+
+    /// A bytestream was activated.
+    pub fn activated(&self) {
+        self.activations.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("proxy65_activations_total", "component" => self.component.clone())
+            .increment(1);
+        metrics::gauge!("proxy65_sessions_active", "component" => self.component.clone())
+            .increment(1.0);
+    }
+
+    /// An activated bytestream ended.
+    pub fn finished(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("proxy65_sessions_active", "component" => self.component.clone())
+            .decrement(1.0);
+    }
+
+    /// `n` bytes were relayed.
+    pub fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("proxy65_bytes_total", "component" => self.component.clone())
+            .increment(n);
+    }
+
     /// Counts a rejection.
     pub fn reject(&self, why: Rejection) {
         self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(
+            "proxy65_rejections_total",
+            "component" => self.component.clone(),
+            "reason" => why.as_str()
+        )
+        .increment(1);
+    }
+
+    /// Connections accepted so far.
+    pub fn connections_total(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Bytestreams activated so far.
+    pub fn activations_total(&self) -> u64 {
+        self.activations.load(Ordering::Relaxed)
+    }
+
+    /// Bytestreams ended so far.
+    pub fn finished_total(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Bytes relayed so far (both directions).
+    pub fn bytes_total(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Rejections for one reason.

@@ -2,7 +2,6 @@
 //! command, and starting the SOCKS5 listener.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use satellite::adhoc::{Access, AdhocCommand, CommandSession, Step};
 use satellite::jid::{BareJid, Jid};
@@ -215,23 +214,11 @@ impl AdhocCommand for Stats {
         let m = &self.0.metrics;
         let mut fields = vec![
             Field::text_single("connections-open", &self.0.connections().to_string()),
-            Field::text_single(
-                "connections-total",
-                &m.connections.load(Ordering::Relaxed).to_string(),
-            ),
+            Field::text_single("connections-total", &m.connections_total().to_string()),
             Field::text_single("sessions-paired", &self.0.registry.sessions().to_string()),
-            Field::text_single(
-                "sessions-activated",
-                &m.activations.load(Ordering::Relaxed).to_string(),
-            ),
-            Field::text_single(
-                "sessions-finished",
-                &m.finished.load(Ordering::Relaxed).to_string(),
-            ),
-            Field::text_single(
-                "bytes-relayed",
-                &m.bytes.load(Ordering::Relaxed).to_string(),
-            ),
+            Field::text_single("sessions-activated", &m.activations_total().to_string()),
+            Field::text_single("sessions-finished", &m.finished_total().to_string()),
+            Field::text_single("bytes-relayed", &m.bytes_total().to_string()),
         ];
         for why in Rejection::ALL {
             fields.push(Field::text_single(

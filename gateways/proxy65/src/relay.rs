@@ -113,7 +113,7 @@ impl Meter {
             &self.backward
         };
         counter.fetch_add(n, Ordering::Relaxed);
-        opts.metrics.bytes.fetch_add(n, Ordering::Relaxed);
+        opts.metrics.bytes(n);
         self.last
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }

@@ -44,7 +44,7 @@ impl Shared {
     pub fn new(settings: Settings) -> Self {
         Self {
             registry: Registry::new(settings.max_sessions, settings.max_connections_per_jid),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::new(Metrics::new(settings.component.clone())),
             connections: Gauge::new(settings.max_connections),
             rejecting: Gauge::new(MAX_REJECTING),
             total: settings.total_rate.map(Bucket::new),
@@ -77,7 +77,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cx: Context) {
                 continue;
             }
         };
-        shared.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connection();
         let Some(permit) = shared.connections.acquire() else {
             shared.metrics.reject(Rejection::ConnectionCap);
             if let Some(rejecting) = shared.rejecting.acquire() {
@@ -215,7 +215,7 @@ async fn run_relay(
     stop: CancellationToken,
 ) {
     let hash = session.hash.clone();
-    shared.metrics.activations.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.activated();
     // The pair's task sends at once; a timeout only guards a lost wakeup.
     let other = match tokio::time::timeout(Duration::from_secs(5), other).await {
         Ok(Ok(o)) => o,
@@ -237,7 +237,7 @@ async fn run_relay(
     if end == End::Idle {
         shared.metrics.reject(Rejection::IdleTimeout);
     }
-    shared.metrics.finished.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.finished();
     shared.registry.finish(&hash);
     tracing::info!(
         %hash,

@@ -56,8 +56,14 @@ async fn socks(addr: SocketAddr, hash: &str) -> TcpStream {
 #[tokio::test]
 async fn disco_streamhosts_acl_and_activation() {
     let listen = free_addr();
-    let (mut server, component) =
-        testing::spawn(|b| b.plugin(Proxy65::new(settings(listen)))).await;
+    let (mut server, component) = testing::spawn_with(
+        |mut c| {
+            c.admins = vec![BareJid::new("u@test").expect("jid")];
+            c
+        },
+        |b| b.plugin(Proxy65::new(settings(listen))),
+    )
+    .await;
 
     let info = server
         .iq(stanza(&format!(
@@ -167,5 +173,27 @@ async fn disco_streamhosts_acl_and_activation() {
         )))
         .await;
     assert_stanza_error!(missing, DefinedCondition::BadRequest);
+
+    // The admins' stats command counts what happened above.
+    let stats = server
+        .iq(stanza(&format!(
+            "<iq type='set' to='{JID}' from='u@test/r'><command xmlns='http://jabber.org/protocol/commands' node='stats' action='execute'/></iq>"
+        )))
+        .await;
+    let value = |var: &str| {
+        let form = stats
+            .get_child("command", "http://jabber.org/protocol/commands")
+            .and_then(|c| c.get_child("x", "jabber:x:data"))
+            .unwrap_or_else(|| panic!("stats form: {stats:?}"));
+        form.children()
+            .find(|f| f.attr("var") == Some(var))
+            .and_then(|f| f.get_child("value", "jabber:x:data"))
+            .map(|v| v.text())
+            .unwrap_or_else(|| panic!("no {var} in {stats:?}"))
+    };
+    assert_eq!(value("bytes-relayed"), "23");
+    assert_eq!(value("sessions-activated"), "1");
+    assert_eq!(value("rejected-acl"), "2");
+    assert_eq!(value("rejected-already-active"), "1");
     component.stop().await;
 }
