@@ -56,6 +56,19 @@ impl Prosody {
         users: &[(&str, &str)],
         extra_global_lua: &str,
     ) -> Prosody {
+        Self::start_with(components, users, extra_global_lua, "").await
+    }
+
+    /// Like [`start`](Self::start), with `trailing_lua` appended at the
+    /// very end of the config, after the VirtualHost and the external
+    /// components: the place for sections of Prosody's own, such as
+    /// `Component "proxy.localhost" "proxy65"`.
+    pub async fn start_with(
+        components: &[(&str, &str)],
+        users: &[(&str, &str)],
+        extra_global_lua: &str,
+        trailing_lua: &str,
+    ) -> Prosody {
         super::require_executable(PROSODY);
         let tempdir = super::temp_dir("satellite-prosody-");
         let dir = tempdir.path().to_path_buf();
@@ -83,7 +96,7 @@ impl Prosody {
         fs::create_dir_all(dir.join("certs")).expect("create certs dir");
         fs::write(
             dir.join("prosody.cfg.lua"),
-            prosody.config(extra_global_lua),
+            prosody.config(extra_global_lua, trailing_lua),
         )
         .expect("write prosody.cfg.lua");
         for (user, password) in users {
@@ -150,7 +163,7 @@ impl Prosody {
         format!("modules_enabled = {{ {} }}\n", all.join(", "))
     }
 
-    fn config(&self, extra_global_lua: &str) -> String {
+    fn config(&self, extra_global_lua: &str, trailing_lua: &str) -> String {
         let dir = &self.dir;
         let p = |name: &str| lua_str(&dir.join(name).to_string_lossy());
         let mut cfg = String::new();
@@ -211,6 +224,11 @@ modules_disabled = {{ "s2s", "s2s_auth_certs" }}
                 lua_str(jid),
                 lua_str(secret)
             );
+        }
+        if !trailing_lua.is_empty() {
+            cfg.push_str("\n-- trailing_lua\n");
+            cfg.push_str(trailing_lua);
+            cfg.push('\n');
         }
         cfg
     }

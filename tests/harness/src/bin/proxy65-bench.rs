@@ -1,0 +1,334 @@
+//! Relay throughput of XEP-0065 proxies, in one run on one private Prosody:
+//! direct loopback (the machine's limit for this client), Prosody's own
+//! mod_proxy65, and satellite's proxy65 (the `satellite` binary, attached
+//! as an external component), relaying with splice(2) (its default) and,
+//! for comparison, with a user-space copy loop (`zero_copy = false`).
+//! Prints MB/s (10^6 bytes per second) of each, the CPU seconds the proxy
+//! process used, and the ratios.
+//!
+//! Run with: `bash scripts/bench-proxy65.sh` (options: `--mb N` bytes per
+//! transfer in MB, `--runs N` runs per contender, the median is reported,
+//! `--satellite PATH`, `--settings "key = value; …"` extra settings for
+//! satellite's splice contender, e.g. `"buffer_size = 262144"`).
+//!
+//! Each transfer: two real slixmpp clients (alice, bob) are logged in;
+//! bob's and alice's SOCKS5 connections are made (target first), alice
+//! activates through the server, then the bench sends N MB from alice's
+//! connection to bob's and times it until bob sees EOF. Sender and
+//! receiver use 256 KiB reads and writes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use satellite_harness::{Client, Prosody, free_port, port_open};
+use sha1::{Digest, Sha1};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const NS: &str = "http://jabber.org/protocol/bytestreams";
+const PROSODY_PROXY: &str = "proxy.localhost";
+const SATELLITE_PROXY: &str = "proxy65.localhost";
+const SATELLITE_COPY: &str = "proxy65-copy.localhost";
+const SECRET: &str = "bench-secret-0123456789";
+const IO_SIZE: usize = 256 * 1024;
+
+struct Options {
+    satellite: PathBuf,
+    /// Extra `[component.settings]` lines for the splice contender.
+    settings: String,
+    bytes: u64,
+    runs: usize,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        satellite: PathBuf::from("target/release/satellite"),
+        settings: String::new(),
+        bytes: 512_000_000,
+        runs: 3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--satellite" => o.satellite = PathBuf::from(value("--satellite")?),
+            "--settings" => o.settings = value("--settings")?.replace(';', "\n") + "\n",
+            "--mb" => {
+                o.bytes = value("--mb")?
+                    .parse::<u64>()
+                    .map_err(|e| format!("--mb: {e}"))?
+                    * 1_000_000
+            }
+            "--runs" => {
+                o.runs = value("--runs")?
+                    .parse::<usize>()
+                    .map_err(|e| format!("--runs: {e}"))?
+                    .max(1)
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other}; usage: proxy65-bench [--satellite PATH] [--mb N] [--runs N] [--settings \"k = v; …\"]"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("proxy65-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proxy65-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(o: Options) -> Result<(), String> {
+    if !o.satellite.exists() {
+        return Err(format!(
+            "{} not found; build it with cargo build --release -p satellite",
+            o.satellite.display()
+        ));
+    }
+    let prosody_port = free_port();
+    let satellite_port = free_port();
+    let copy_port = free_port();
+    let prosody = Prosody::start_with(
+        &[(SATELLITE_PROXY, SECRET), (SATELLITE_COPY, SECRET)],
+        &[("alice", "alice-pw"), ("bob", "bob-pw")],
+        &format!(
+            "proxy65_ports = {{ {prosody_port} }}\nproxy65_interfaces = {{ \"127.0.0.1\" }}\n"
+        ),
+        &format!("Component \"{PROSODY_PROXY}\" \"proxy65\"\n\tproxy65_address = \"127.0.0.1\"\n"),
+    )
+    .await;
+    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let mut satellite =
+        start_satellite(&o, dir.path(), &prosody, satellite_port, copy_port).await?;
+    let (mut alice, bob) = tokio::join!(
+        Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw"),
+        Client::connect(prosody.c2s_port, "bob@localhost", "bob-pw"),
+    );
+    let prosody_pid = prosody.pid().unwrap_or(0);
+    let satellite_pid = satellite.id().unwrap_or(0);
+
+    println!(
+        "proxy65 relay throughput: {} MB per transfer, median of {} runs, {} KiB client reads/writes",
+        o.bytes / 1_000_000,
+        o.runs,
+        IO_SIZE / 1024
+    );
+    let mut results: [Vec<(f64, f64)>; 4] = Default::default();
+    for run in 0..o.runs {
+        results[0].push((direct(o.bytes).await?, 0.0));
+        let contenders = [
+            (PROSODY_PROXY, prosody_port, prosody_pid),
+            (SATELLITE_PROXY, satellite_port, satellite_pid),
+            (SATELLITE_COPY, copy_port, satellite_pid),
+        ];
+        for (i, (jid, port, pid)) in contenders.into_iter().enumerate() {
+            let sid = format!("bench-{run}-{i}");
+            let cpu_before = cpu_seconds(pid);
+            let rate = through_proxy(&mut alice, &bob.jid, jid, port, &sid, o.bytes).await?;
+            let cpu = cpu_seconds(pid) - cpu_before;
+            results[i + 1].push((rate, cpu));
+        }
+    }
+    let [d, p, s, c] = results.map(median);
+    println!("{:<34} {:>10} {:>14}", "", "MB/s", "proxy CPU s");
+    println!(
+        "{:<34} {:>10.0} {:>14}",
+        "direct loopback (no proxy)", d.0, "-"
+    );
+    println!("{:<34} {:>10.0} {:>14.2}", "Prosody mod_proxy65", p.0, p.1);
+    println!(
+        "{:<34} {:>10.0} {:>14.2}",
+        "satellite proxy65 (splice)", s.0, s.1
+    );
+    println!(
+        "{:<34} {:>10.0} {:>14.2}",
+        "satellite proxy65 (copy loop)", c.0, c.1
+    );
+    println!();
+    println!("satellite / direct loopback: {:>6.1} %", 100.0 * s.0 / d.0);
+    println!("satellite / Prosody:         {:>6.1} x", s.0 / p.0);
+    println!("Prosody / direct loopback:   {:>6.1} %", 100.0 * p.0 / d.0);
+    println!("copy loop / direct loopback: {:>6.1} %", 100.0 * c.0 / d.0);
+    let _ = satellite.start_kill();
+    let _ = satellite.wait().await;
+    Ok(())
+}
+
+async fn start_satellite(
+    o: &Options,
+    dir: &Path,
+    prosody: &Prosody,
+    port: u16,
+    copy_port: u16,
+) -> Result<tokio::process::Child, String> {
+    let config = dir.join("proxy65.toml");
+    let component = |jid: &str, port: u16, extra: &str| {
+        format!(
+            "\n[[component]]\nservice = \"proxy65\"\njid = \"{jid}\"\nserver = \"127.0.0.1:{}\"\n\
+             secret = \"{SECRET}\"\n[component.settings]\nlisten = \"127.0.0.1:{port}\"\n{extra}",
+            prosody.component_port
+        )
+    };
+    let text = format!(
+        "[log]\nlevel = \"warn\"\n{}{}",
+        component(SATELLITE_PROXY, port, &o.settings),
+        component(SATELLITE_COPY, copy_port, "zero_copy = false\n")
+    );
+    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
+    let binary = &o.satellite;
+    let child = tokio::process::Command::new(binary)
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(port_open(port).await && port_open(copy_port).await) {
+        if Instant::now() > deadline {
+            return Err("satellite's SOCKS5 listener did not come up".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(child)
+}
+
+/// MB/s of a plain loopback TCP connection.
+async fn direct(bytes: u64) -> Result<f64, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (sender, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let sender = sender.map_err(|e| e.to_string())?;
+    let (receiver, _) = accepted.map_err(|e| e.to_string())?;
+    time_transfer(sender, receiver, bytes).await
+}
+
+/// MB/s through the proxy at `jid` (SOCKS5 port `port`).
+async fn through_proxy(
+    alice: &mut Client,
+    bob_jid: &str,
+    jid: &str,
+    port: u16,
+    sid: &str,
+    bytes: u64,
+) -> Result<f64, String> {
+    let hash: String = Sha1::digest(format!("{sid}{}{bob_jid}", alice.jid).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let target = socks_connect(port, &hash).await?;
+    let initiator = socks_connect(port, &hash).await?;
+    let reply = alice
+        .iq(&format!(
+            "<iq type='set' id='act-{sid}' to='{jid}'><query xmlns='{NS}' sid='{sid}'><activate>{bob_jid}</activate></query></iq>"
+        ))
+        .await;
+    if reply.attr("type") != Some("result") {
+        return Err(format!("{jid}: activation failed: {reply:?}"));
+    }
+    time_transfer(initiator, target, bytes).await
+}
+
+/// SOCKS5 CONNECT to 127.0.0.1:`port` for `hash`; greeting and request in
+/// separate segments, each after the previous reply (Prosody's proxy
+/// needs that).
+async fn socks_connect(port: u16, hash: &str) -> Result<TcpStream, String> {
+    let io = |e: std::io::Error| format!("SOCKS5 on port {port}: {e}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.map_err(io)?;
+    s.write_all(&[5, 1, 0]).await.map_err(io)?;
+    let mut method = [0u8; 2];
+    s.read_exact(&mut method).await.map_err(io)?;
+    let mut request = vec![5, 1, 0, 3, hash.len() as u8];
+    request.extend_from_slice(hash.as_bytes());
+    request.extend_from_slice(&[0, 0]);
+    s.write_all(&request).await.map_err(io)?;
+    let mut reply = [0u8; 5];
+    s.read_exact(&mut reply).await.map_err(io)?;
+    let mut rest = vec![0u8; usize::from(reply[4]) + 2];
+    s.read_exact(&mut rest).await.map_err(io)?;
+    if method != [5, 0] || reply[1] != 0 {
+        return Err(format!(
+            "SOCKS5 on port {port}: refused ({method:?}, {reply:?})"
+        ));
+    }
+    Ok(s)
+}
+
+/// Sends `bytes` from `tx` to `rx`; MB/s from the first write to EOF.
+async fn time_transfer(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> Result<f64, String> {
+    let started = Instant::now();
+    let sender = tokio::spawn(async move {
+        let chunk = vec![0x5a_u8; IO_SIZE];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(IO_SIZE as u64) as usize;
+            tx.write_all(&chunk[..n]).await?;
+            left -= n as u64;
+        }
+        tx.shutdown().await
+    });
+    let mut buf = vec![0u8; IO_SIZE];
+    let mut got = 0u64;
+    loop {
+        let n = rx
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    sender
+        .await
+        .map_err(|e| format!("sender: {e}"))?
+        .map_err(|e| format!("send: {e}"))?;
+    if got != bytes {
+        return Err(format!("received {got} bytes of {bytes}"));
+    }
+    Ok(bytes as f64 / 1e6 / secs)
+}
+
+/// utime + stime of a process, in seconds (0 if unknown).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime, stime are 14, 15.
+    let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks as f64 / 100.0
+}
+
+fn median(mut v: Vec<(f64, f64)>) -> (f64, f64) {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v.get(v.len() / 2).copied().unwrap_or((0.0, 0.0))
+}
