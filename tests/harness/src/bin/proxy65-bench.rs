@@ -15,7 +15,11 @@
 //! bob's and alice's SOCKS5 connections are made (target first), alice
 //! activates through the server, then the bench sends N MB from alice's
 //! connection to bob's and times it until bob sees EOF. Sender and
-//! receiver use 256 KiB reads and writes.
+//! receiver use 256 KiB reads and writes. Two tables: the client (sender
+//! and receiver) on one thread, which leaves the proxy a core of its own as
+//! on a real deployment, and on two threads, where client and proxy
+//! compete for the cores (on a 2-core machine a third busy party costs
+//! throughput whatever it does).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -124,50 +128,91 @@ async fn run(o: Options) -> Result<(), String> {
     let prosody_pid = prosody.pid().unwrap_or(0);
     let satellite_pid = satellite.id().unwrap_or(0);
 
-    println!(
-        "proxy65 relay throughput: {} MB per transfer, median of {} runs, {} KiB client reads/writes",
-        o.bytes / 1_000_000,
-        o.runs,
-        IO_SIZE / 1024
-    );
+    let ports = Ports {
+        prosody: (prosody_port, prosody_pid),
+        satellite: (satellite_port, satellite_pid),
+        copy: (copy_port, satellite_pid),
+    };
+    for threads in [1, 2] {
+        println!();
+        if threads == 1 {
+            println!(
+                "== client on one thread (sender and receiver share it; the proxy has the other core,"
+            );
+            println!("   as when the proxy runs on its own machine)");
+        } else {
+            println!("== client on two threads (client and proxy compete for both cores)");
+        }
+        println!(
+            "   {} MB per transfer, median of {} runs, {} KiB client reads/writes",
+            o.bytes / 1_000_000,
+            o.runs,
+            IO_SIZE / 1024
+        );
+        measure(&o, &mut alice, &bob.jid, &ports, threads).await?;
+    }
+    let _ = satellite.start_kill();
+    let _ = satellite.wait().await;
+    Ok(())
+}
+
+/// (SOCKS5 port, pid) of each proxy.
+struct Ports {
+    prosody: (u16, u32),
+    satellite: (u16, u32),
+    copy: (u16, u32),
+}
+
+/// One table: every contender `o.runs` times, interleaved.
+async fn measure(
+    o: &Options,
+    alice: &mut Client,
+    bob: &str,
+    ports: &Ports,
+    threads: usize,
+) -> Result<(), String> {
     let mut results: [Vec<(f64, f64)>; 4] = Default::default();
     for run in 0..o.runs {
-        results[0].push((direct(o.bytes).await?, 0.0));
+        results[0].push((direct(o.bytes, threads).await?, 0.0));
         let contenders = [
-            (PROSODY_PROXY, prosody_port, prosody_pid),
-            (SATELLITE_PROXY, satellite_port, satellite_pid),
-            (SATELLITE_COPY, copy_port, satellite_pid),
+            (PROSODY_PROXY, ports.prosody),
+            (SATELLITE_PROXY, ports.satellite),
+            (SATELLITE_COPY, ports.copy),
         ];
-        for (i, (jid, port, pid)) in contenders.into_iter().enumerate() {
-            let sid = format!("bench-{run}-{i}");
+        for (i, (jid, (port, pid))) in contenders.into_iter().enumerate() {
+            let sid = format!("bench-{threads}-{run}-{i}");
             let cpu_before = cpu_seconds(pid);
-            let rate = through_proxy(&mut alice, &bob.jid, jid, port, &sid, o.bytes).await?;
+            let (tx, rx) = through_proxy(alice, bob, jid, port, &sid).await?;
+            let rate = time_transfer(tx, rx, o.bytes, threads).await?;
             let cpu = cpu_seconds(pid) - cpu_before;
             results[i + 1].push((rate, cpu));
         }
     }
     let [d, p, s, c] = results.map(median);
-    println!("{:<34} {:>10} {:>14}", "", "MB/s", "proxy CPU s");
+    println!("   {:<34} {:>10} {:>14}", "", "MB/s", "proxy CPU s");
+    let row = |name: &str, (rate, cpu): (f64, f64)| {
+        println!("   {name:<34} {rate:>10.0} {cpu:>14.2}");
+    };
     println!(
-        "{:<34} {:>10.0} {:>14}",
+        "   {:<34} {:>10.0} {:>14}",
         "direct loopback (no proxy)", d.0, "-"
     );
-    println!("{:<34} {:>10.0} {:>14.2}", "Prosody mod_proxy65", p.0, p.1);
+    row("Prosody mod_proxy65", p);
+    row("satellite proxy65 (splice)", s);
+    row("satellite proxy65 (copy loop)", c);
     println!(
-        "{:<34} {:>10.0} {:>14.2}",
-        "satellite proxy65 (splice)", s.0, s.1
+        "   satellite / direct loopback: {:>6.1} %",
+        100.0 * s.0 / d.0
+    );
+    println!("   satellite / Prosody:         {:>6.1} x", s.0 / p.0);
+    println!(
+        "   Prosody / direct loopback:   {:>6.1} %",
+        100.0 * p.0 / d.0
     );
     println!(
-        "{:<34} {:>10.0} {:>14.2}",
-        "satellite proxy65 (copy loop)", c.0, c.1
+        "   copy loop / direct loopback: {:>6.1} %",
+        100.0 * c.0 / d.0
     );
-    println!();
-    println!("satellite / direct loopback: {:>6.1} %", 100.0 * s.0 / d.0);
-    println!("satellite / Prosody:         {:>6.1} x", s.0 / p.0);
-    println!("Prosody / direct loopback:   {:>6.1} %", 100.0 * p.0 / d.0);
-    println!("copy loop / direct loopback: {:>6.1} %", 100.0 * c.0 / d.0);
-    let _ = satellite.start_kill();
-    let _ = satellite.wait().await;
     Ok(())
 }
 
@@ -212,7 +257,7 @@ async fn start_satellite(
 }
 
 /// MB/s of a plain loopback TCP connection.
-async fn direct(bytes: u64) -> Result<f64, String> {
+async fn direct(bytes: u64, threads: usize) -> Result<f64, String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -220,18 +265,18 @@ async fn direct(bytes: u64) -> Result<f64, String> {
     let (sender, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let sender = sender.map_err(|e| e.to_string())?;
     let (receiver, _) = accepted.map_err(|e| e.to_string())?;
-    time_transfer(sender, receiver, bytes).await
+    time_transfer(sender, receiver, bytes, threads).await
 }
 
-/// MB/s through the proxy at `jid` (SOCKS5 port `port`).
+/// An activated bytestream through the proxy at `jid` (SOCKS5 port
+/// `port`): (initiator, target).
 async fn through_proxy(
     alice: &mut Client,
     bob_jid: &str,
     jid: &str,
     port: u16,
     sid: &str,
-    bytes: u64,
-) -> Result<f64, String> {
+) -> Result<(TcpStream, TcpStream), String> {
     let hash: String = Sha1::digest(format!("{sid}{}{bob_jid}", alice.jid).as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -246,7 +291,7 @@ async fn through_proxy(
     if reply.attr("type") != Some("result") {
         return Err(format!("{jid}: activation failed: {reply:?}"));
     }
-    time_transfer(initiator, target, bytes).await
+    Ok((initiator, target))
 }
 
 /// SOCKS5 CONNECT to 127.0.0.1:`port` for `hash`; greeting and request in
@@ -274,8 +319,41 @@ async fn socks_connect(port: u16, hash: &str) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-/// Sends `bytes` from `tx` to `rx`; MB/s from the first write to EOF.
-async fn time_transfer(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> Result<f64, String> {
+/// Sends `bytes` from `tx` to `rx` on a client runtime of `threads`
+/// threads; MB/s from the first write to EOF.
+async fn time_transfer(
+    tx: TcpStream,
+    rx: TcpStream,
+    bytes: u64,
+    threads: usize,
+) -> Result<f64, String> {
+    let tx = tx.into_std().map_err(|e| e.to_string())?;
+    let rx = rx.into_std().map_err(|e| e.to_string())?;
+    let client = std::thread::spawn(move || {
+        let mut builder = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(threads);
+            b
+        };
+        let runtime = builder
+            .enable_all()
+            .build()
+            .map_err(|e| format!("client runtime: {e}"))?;
+        runtime.block_on(async move {
+            let tx = TcpStream::from_std(tx).map_err(|e| e.to_string())?;
+            let rx = TcpStream::from_std(rx).map_err(|e| e.to_string())?;
+            send_and_receive(tx, rx, bytes).await
+        })
+    });
+    tokio::task::spawn_blocking(move || client.join())
+        .await
+        .map_err(|e| format!("client thread: {e}"))?
+        .map_err(|_| "client thread panicked".to_owned())?
+}
+
+async fn send_and_receive(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> Result<f64, String> {
     let started = Instant::now();
     let sender = tokio::spawn(async move {
         let chunk = vec![0x5a_u8; IO_SIZE];
