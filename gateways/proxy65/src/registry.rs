@@ -197,6 +197,9 @@ impl Registry {
             second: Some((second, session)),
         }) = entries.insert(hash.to_owned(), Entry::Active)
         else {
+            // Unreachable (checked above under the same lock); never leave
+            // an Active entry without a relay behind.
+            entries.remove(hash);
             return Err(Rejection::NotPaired);
         };
         let (tx, rx) = oneshot::channel();

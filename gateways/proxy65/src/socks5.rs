@@ -243,8 +243,11 @@ mod tests {
 
     #[test]
     fn hash_matches_a_known_value() {
-        // sha1("sid" "a@x/r" "b@x/r"), computed with sha1sum.
-        assert_eq!(stream_hash("sid", "a@x/r", "b@x/r").len(), 40);
+        // `printf %s sida@x/rb@x/r | sha1sum`
+        assert_eq!(
+            stream_hash("sid", "a@x/r", "b@x/r"),
+            "db425e7b70c078b985fa1cdc4f5464c3e91dd83c"
+        );
         assert_eq!(
             stream_hash("", "", ""),
             "da39a3ee5e6b4b0d3255bfef95601890afd80709"
