@@ -143,7 +143,12 @@ async fn refuse(mut stream: TcpStream, peer: SocketAddr, rep: Reply) {
 async fn handle(mut conn: Conn, shared: Arc<Shared>, stop: CancellationToken) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let deadline = Instant::now() + shared.settings.activation_timeout;
-    let hash = match tokio::time::timeout_at(deadline, socks5::accept(&mut conn.stream)).await {
+    // A handshake in progress must not hold up a shutdown.
+    let handshake = tokio::select! {
+        h = tokio::time::timeout_at(deadline, socks5::accept(&mut conn.stream)) => h,
+        _ = stop.cancelled() => return,
+    };
+    let hash = match handshake {
         Ok(Ok(hash)) => hash,
         Ok(Err(e)) => {
             if !matches!(e, HandshakeError::Io(_)) {
