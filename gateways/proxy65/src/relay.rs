@@ -301,6 +301,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn total_rate_is_shared_by_bytestreams() {
+        let total = Bucket::new(400_000);
+        let started = Instant::now();
+        let mut readers = Vec::new();
+        for _ in 0..2 {
+            let (mut x, xp) = pair().await;
+            let (mut y, yp) = pair().await;
+            let mut opts = options(None, true);
+            opts.total = Some(Arc::clone(&total));
+            tokio::spawn(relay(xp, yp, opts, CancellationToken::new()));
+            tokio::spawn(async move {
+                let _ = x.write_all(&[7u8; 100_000]).await;
+                let _ = x.shutdown().await;
+            });
+            readers.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                y.read_to_end(&mut got).await.map(|_| got.len())
+            }));
+        }
+        for r in readers {
+            assert_eq!(r.await.expect("join").expect("read"), 100_000);
+        }
+        let rate = 200_000.0 / started.elapsed().as_secs_f64();
+        assert!(rate <= 400_000.0 * 1.1, "{rate} B/s over both, cap 400000");
+    }
+
+    #[tokio::test]
     async fn idle_relay_ends() {
         for zero_copy in [true, false] {
             let (_x, xp) = pair().await;
