@@ -15,6 +15,7 @@
 //!   stderr (shown in the client's panic messages).
 //! - `SATELLITE_TEST_PYTHON`: the Python with slixmpp (default /usr/bin/python3).
 
+pub mod c2s;
 pub mod client;
 pub mod demo;
 pub mod ejabberd;
