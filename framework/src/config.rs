@@ -56,6 +56,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Reads a secret file the way `secret_file` is read: a relative path
+    /// is looked up in `$CREDENTIALS_DIRECTORY` first, then next to
+    /// `config_file`; trailing newlines are trimmed. The error says which
+    /// file could not be read and what was expected.
+    pub fn from_file(config_file: &Path, path: &Path) -> Result<Self, String> {
+        read_secret_file(config_file, path).map(Self)
+    }
 }
 
 impl fmt::Debug for Secret {

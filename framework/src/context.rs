@@ -183,6 +183,11 @@ impl Context {
         format!("{}-{n}", self.shared.id_prefix)
     }
 
+    /// Stops the component (a plugin failed to start).
+    pub(crate) fn cancel(&self) {
+        self.shared.shutdown.cancel();
+    }
+
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.shared.tracker
     }

@@ -37,6 +37,7 @@
 //! - [`context`]: [`Context`], what handlers use to send and request.
 //! - [`component`]: [`Component`] and its builder.
 //! - [`config`]: the TOML config and its errors.
+//! - [`acl`]: who may use a service (`allow = [...]`).
 //! - [`adhoc`]: XEP-0050 ad-hoc commands with XEP-0004 forms.
 //! - `stream`, `link`, `router`, `dispatch`: the link, its loop, routing
 //!   and per-address ordering (internal).
@@ -45,6 +46,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod adhoc;
 mod backoff;
 pub mod component;

@@ -54,6 +54,15 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
     let mut carry: Option<Element> = None;
     let jid = config.jid.to_string();
     let server = config.server.clone();
+    if let Err(error) = start_plugins(&cx, &router).await {
+        tracing::error!(%jid, %error, "cannot start");
+        cx.tracker().close();
+        let _ = tokio::time::timeout(config.shutdown_timeout, cx.tracker().wait()).await;
+        status.send_replace(LinkStatus::Failed {
+            error: format!("{jid}: {error}"),
+        });
+        return;
+    }
     loop {
         status.send_replace(LinkStatus::Connecting);
         let attempt = XmlLink::connect(
@@ -136,6 +145,19 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
         tracing::warn!(%jid, "handlers still running at shutdown timeout");
     }
     status.send_replace(LinkStatus::Stopped);
+}
+
+/// Runs every plugin's `on_start`; the first failure cancels the
+/// component's token (so what earlier plugins started stops) and is
+/// returned, naming the plugin.
+async fn start_plugins(cx: &Context, router: &Arc<Router>) -> Result<(), String> {
+    for plugin in router.plugins() {
+        if let Err(e) = plugin.on_start(cx).await {
+            cx.cancel();
+            return Err(format!("{}: {e}", plugin.name()));
+        }
+    }
+    Ok(())
 }
 
 fn announce_connected(cx: &Context, router: &Arc<Router>) {

@@ -236,6 +236,16 @@ pub trait Plugin: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Called once when the component starts, before it first connects:
+    /// the place to bind listeners and open storage, so that a service's
+    /// own side (an HTTP or SOCKS5 listener) runs while the server is
+    /// unreachable. An error stops the component
+    /// ([`LinkStatus::Failed`](crate::LinkStatus::Failed)) and makes
+    /// `satellite run` exit with it.
+    async fn on_start(&self, _cx: &Context) -> Result<(), BoxError> {
+        Ok(())
+    }
+
     /// Called after every successful handshake (also after a reconnect).
     async fn on_connected(&self, _cx: &Context) -> Result<(), BoxError> {
         Ok(())

@@ -82,15 +82,22 @@ where
     let watchdog = watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut ready = Box::pin(all_connected(statuses(&running)));
+    let mut failed = Box::pin(any_failed(statuses(&running)));
     let mut notified_ready = false;
+    let mut outcome = Ok(());
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
+            error = &mut failed => {
+                outcome = Err(error.into());
+                break;
+            }
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
                 notify(&std::iter::once(NotifyState::Reloading).chain(monotonic()).collect::<Vec<_>>());
                 reload(path, &factory, &mut running).await;
                 ready = Box::pin(all_connected(statuses(&running)));
+                failed = Box::pin(any_failed(statuses(&running)));
                 notified_ready = false;
             }
             _ = &mut ready, if !notified_ready => {
@@ -106,7 +113,7 @@ where
     let stops: Vec<_> = running.into_values().map(stop).collect();
     futures::future::join_all(stops).await;
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }
 
 fn start_all(
@@ -209,6 +216,30 @@ async fn all_connected(statuses: Vec<watch::Receiver<LinkStatus>>) {
     for mut status in statuses {
         let _ = status.wait_for(|s| *s == LinkStatus::Connected).await;
     }
+}
+
+/// Resolves when a component fails to start, with what failed.
+async fn any_failed(statuses: Vec<watch::Receiver<LinkStatus>>) -> String {
+    let waits = statuses.into_iter().map(|mut status| {
+        Box::pin(async move {
+            let failed = status
+                .wait_for(|s| matches!(s, LinkStatus::Failed { .. }))
+                .await;
+            match failed.as_deref() {
+                Ok(LinkStatus::Failed { error }) => Some(error.clone()),
+                _ => None,
+            }
+        })
+    });
+    let mut waits: Vec<_> = waits.collect();
+    while !waits.is_empty() {
+        let (error, _, rest) = futures::future::select_all(waits).await;
+        if let Some(error) = error {
+            return error;
+        }
+        waits = rest;
+    }
+    std::future::pending().await
 }
 
 fn watchdog_interval() -> Option<Duration> {

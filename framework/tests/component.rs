@@ -525,3 +525,67 @@ async fn on_shutdown_runs_once_connected_or_not() {
     component.stop().await;
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// Records whether `on_start` ran before the first connection; fails when
+/// told to.
+struct Starting {
+    fail: bool,
+    connected_at_start: Arc<std::sync::Mutex<Option<bool>>>,
+}
+
+#[async_trait]
+impl Plugin for Starting {
+    fn name(&self) -> &'static str {
+        "starting"
+    }
+    async fn on_start(&self, cx: &Context) -> Result<(), satellite::BoxError> {
+        *self.connected_at_start.lock().expect("lock") = Some(cx.is_connected());
+        if self.fail {
+            return Err("cannot bind 127.0.0.1:1: permission denied".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn on_start_runs_once_before_connecting() {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let plugin = Starting {
+        fail: false,
+        connected_at_start: seen.clone(),
+    };
+    let (mut server, component) = testing::spawn(|b| b.plugin(plugin)).await;
+    assert_eq!(*seen.lock().expect("lock"), Some(false));
+    let reply = server.iq(ping("after-start")).await;
+    assert_eq!(reply.attr("type"), Some("result"));
+    component.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_start_stops_the_component_with_the_reason() {
+    let server = MockServer::bind(testing::JID, testing::SECRET)
+        .await
+        .expect("bind");
+    let plugin = Starting {
+        fail: true,
+        connected_at_start: Arc::new(std::sync::Mutex::new(None)),
+    };
+    let component = Component::builder(testing::config(server.addr()))
+        .plugin(plugin)
+        .build()
+        .expect("build");
+    let mut status = component.status();
+    let run = tokio::spawn(component.run(satellite::CancellationToken::new()));
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .expect("the component stops by itself")
+        .expect("join");
+    let status = status.borrow_and_update().clone();
+    match status {
+        satellite::LinkStatus::Failed { error } => assert_eq!(
+            error,
+            "svc.test: starting: cannot bind 127.0.0.1:1: permission denied"
+        ),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}

@@ -24,6 +24,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use satellite::acl::Acl;
 use satellite::jid::BareJid;
 use satellite::{BoxError, ComponentConfig};
 use serde::Deserialize;
@@ -67,17 +68,6 @@ pub struct Advertised {
     pub port: u16,
 }
 
-/// Who may use the proxy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AclEntry {
-    /// Everyone (`"*"`).
-    Anyone,
-    /// Every user of a domain (`"example.org"`).
-    Domain(String),
-    /// One account (`"user@example.org"`), any resource.
-    Account(BareJid),
-}
-
 /// Validated settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -88,7 +78,7 @@ pub struct Settings {
     /// What the streamhost query answers, in order.
     pub advertised: Vec<Advertised>,
     /// Who may query and activate.
-    pub allow: Vec<AclEntry>,
+    pub allow: Acl,
     /// How long a connection may wait for its pair and its activation.
     pub activation_timeout: Duration,
     /// How long an active bytestream may go without a byte.
@@ -118,7 +108,7 @@ impl Settings {
             component: jid.to_string(),
             listen,
             advertised: vec![default_advertised(listen, jid)],
-            allow: vec![AclEntry::Domain(parent_domain(jid.domain().as_str()))],
+            allow: Acl::parent_domain(jid),
             activation_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
@@ -174,11 +164,7 @@ impl Settings {
             }
         }
         if let Some(allow) = raw.allow {
-            s.allow = Vec::new();
-            for (i, entry) in allow.iter().enumerate() {
-                s.allow
-                    .push(parse_acl(entry).map_err(|m| at(&format!("allow[{i}]"), m))?);
-            }
+            s.allow = Acl::parse(&allow).map_err(|(i, m)| at(&format!("allow[{i}]"), m))?;
         }
         let secs = |key: &str, v: Option<f64>, default: Duration| match v {
             None => Ok(default),
@@ -240,27 +226,6 @@ fn default_advertised(listen: SocketAddr, jid: &BareJid) -> Advertised {
     }
 }
 
-/// `proxy.example.org` → `example.org`; a single label stays as is.
-fn parent_domain(domain: &str) -> String {
-    match domain.split_once('.') {
-        Some((_, parent)) if !parent.is_empty() => parent.to_owned(),
-        _ => domain.to_owned(),
-    }
-}
-
-fn parse_acl(entry: &str) -> Result<AclEntry, String> {
-    if entry == "*" {
-        return Ok(AclEntry::Anyone);
-    }
-    let jid = BareJid::new(entry).map_err(|e| {
-        format!("`{entry}` is not a JID ({e}); expected `*`, a domain or `user@domain`")
-    })?;
-    Ok(match jid.node() {
-        None => AclEntry::Domain(jid.domain().as_str().to_owned()),
-        Some(_) => AclEntry::Account(jid),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +253,7 @@ mod tests {
                 port: 7777
             }]
         );
-        assert_eq!(s.allow, vec![AclEntry::Domain("example.org".into())]);
+        assert_eq!(s.allow, Acl::parse(&["example.org"]).expect("acl"));
         assert_eq!(s.activation_timeout, Duration::from_secs(60));
         assert_eq!(s.session_rate, None);
     }
@@ -349,9 +314,10 @@ mod tests {
         let s =
             load("allow = [\"*\", \"localhost\", \"ada@example.org\"]\nactivation_timeout = 0.5")
                 .expect("valid");
-        assert_eq!(s.allow[0], AclEntry::Anyone);
-        assert_eq!(s.allow[1], AclEntry::Domain("localhost".into()));
-        assert!(matches!(s.allow[2], AclEntry::Account(_)));
+        use satellite::acl::AclEntry;
+        assert_eq!(s.allow.entries[0], AclEntry::Anyone);
+        assert_eq!(s.allow.entries[1], AclEntry::Domain("localhost".into()));
+        assert!(matches!(s.allow.entries[2], AclEntry::Account(_)));
         assert_eq!(s.activation_timeout, Duration::from_millis(500));
     }
 }

@@ -11,9 +11,8 @@ use satellite::{
     BoxError, ComponentConfig, Context, Disco, HandlerError, IqRequest, IqResult, IqRoute, IqType,
     Plugin, Scope, async_trait,
 };
-use tokio::sync::Mutex;
 
-use crate::config::{AclEntry, Settings};
+use crate::config::Settings;
 use crate::limits::Rejection;
 use crate::payload::{NS, Query, StreamHost};
 use crate::server::{self, Shared};
@@ -22,9 +21,6 @@ use crate::socks5::stream_hash;
 /// The proxy65 plugin: one per component.
 pub struct Proxy65 {
     shared: Arc<Shared>,
-    /// Whether the listener runs; set once it is bound (a failed bind is
-    /// retried at the next reconnect).
-    started: Mutex<bool>,
 }
 
 impl Proxy65 {
@@ -32,7 +28,6 @@ impl Proxy65 {
     pub fn new(settings: Settings) -> Self {
         Self {
             shared: Arc::new(Shared::new(settings)),
-            started: Mutex::new(false),
         }
     }
 
@@ -47,12 +42,7 @@ impl Proxy65 {
     }
 
     fn allowed(&self, from: &Jid) -> bool {
-        let bare = from.to_bare();
-        self.shared.settings.allow.iter().any(|entry| match entry {
-            AclEntry::Anyone => true,
-            AclEntry::Domain(d) => bare.domain().as_str() == d,
-            AclEntry::Account(j) => *j == bare,
-        })
+        self.shared.settings.allow.allows(from)
     }
 
     fn streamhosts(&self, cx: &Context, sid: Option<String>) -> Query {
@@ -160,11 +150,7 @@ impl Plugin for Proxy65 {
         vec![Arc::new(Stats(Arc::clone(&self.shared)))]
     }
 
-    async fn on_connected(&self, cx: &Context) -> Result<(), BoxError> {
-        let mut started = self.started.lock().await;
-        if *started {
-            return Ok(());
-        }
+    async fn on_start(&self, cx: &Context) -> Result<(), BoxError> {
         let listen = self.shared.settings.listen;
         server::raise_fd_limit();
         let listener = tokio::net::TcpListener::bind(listen)
@@ -176,7 +162,6 @@ impl Plugin for Proxy65 {
             Arc::clone(&self.shared),
             cx.clone(),
         ));
-        *started = true;
         Ok(())
     }
 

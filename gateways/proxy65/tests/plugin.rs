@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use satellite::acl::AclEntry;
 use satellite::assert_stanza_error;
 use satellite::jid::BareJid;
 use satellite::testing::{self, JID, stanza};
 use satellite::xmpp::stanza_error::DefinedCondition;
-use satellite_proxy65::config::{AclEntry, Advertised};
+use satellite_proxy65::config::Advertised;
 use satellite_proxy65::socks5::stream_hash;
 use satellite_proxy65::{Proxy65, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +36,7 @@ fn settings(listen: SocketAddr) -> Settings {
             port: 7778,
         },
     ];
-    s.allow.push(AclEntry::Account(
+    s.allow.entries.push(AclEntry::Account(
         BareJid::new("guest@elsewhere.example").expect("jid"),
     ));
     s
