@@ -3,7 +3,7 @@
 use satellite::{BoxError, Component, ComponentBuilder, ComponentConfig};
 
 /// Service names this binary knows.
-pub const SERVICES: &[&str] = &["echo", "proxy65"];
+pub const SERVICES: &[&str] = &["echo", "proxy65", "upload"];
 
 /// Builds the component a config table describes.
 pub fn factory(config: &ComponentConfig) -> Result<ComponentBuilder, BoxError> {
@@ -22,6 +22,12 @@ pub fn factory(config: &ComponentConfig) -> Result<ComponentBuilder, BoxError> {
                 .plugin(proxy)
                 .identity("proxy", "bytestreams", "SOCKS5 Bytestreams Service")
                 .software("satellite proxy65", env!("CARGO_PKG_VERSION")))
+        }
+        Some("upload") => {
+            let upload = satellite_upload::Upload::from_config(config)?;
+            Ok(builder
+                .plugin(upload)
+                .software("satellite upload", env!("CARGO_PKG_VERSION")))
         }
         Some(other) => Err(format!(
             "{at}.service: unknown service `{other}`; expected one of {}",

@@ -11,6 +11,12 @@ Protocol (one JSON object per line):
           {"event": "error", "reason": "..."}   fatal error (the script then exits 1)
           {"event": "disconnected"}      stream closed (the script then exits)
   stdin:  {"send": "<xml/>"}             sent raw on the stream (default ns jabber:client)
+          {"upload": {"id": I, "path": P, "content_type": T}}
+                                         XEP-0363 upload with slixmpp's own plugin
+                                         (service found by disco on the server,
+                                         PUT with aiohttp); answers
+                                         {"event": "uploaded", "id": I, "url": U} or
+                                         {"event": "upload-failed", "id": I, "reason": R}
           {"quit": true}                 close the stream and exit (EOF does the same)
 
 The client never answers stanzas by itself (no automatic error replies to
@@ -68,6 +74,7 @@ class TestClient(slixmpp.ClientXMPP):
         # Catch-all handler: prevents slixmpp's default feature-not-implemented
         # replies to iq get/set that nobody handles.
         self.register_handler(Callback("satellite-test-catch-all", MatchAll(), lambda s: None))
+        self.register_plugin("xep_0363")
         self.add_event_handler("session_start", self.on_session_start)
         self.add_event_handler("failed_auth", self.on_failed_auth)
         self.add_event_handler("connection_failed", self.on_connection_failed)
@@ -129,8 +136,42 @@ class TestClient(slixmpp.ClientXMPP):
             return
         if "send" in cmd:
             self.send_raw(cmd["send"])
+        if "upload" in cmd:
+            asyncio.ensure_future(self.upload(cmd["upload"]))
         if cmd.get("quit"):
             self.quit()
+
+    async def find_upload_service(self):
+        """XEP-0363 §3 discovery: disco#items of our server, disco#info of
+        each, the first with identity store/file and the upload feature.
+        (slixmpp 1.8's own find_upload_service passes coroutines to
+        asyncio.wait, which Python 3.11 refuses; this does the same steps.)"""
+        plugin = self["xep_0363"]
+        items = await self["xep_0030"].get_items(jid=self.boundjid.domain, timeout=10)
+        for item in items["disco_items"]["items"]:
+            info = await self["xep_0030"].get_info(jid=item[0], timeout=10)
+            identities = info["disco_info"]["identities"]
+            if not any(i[0] == "store" and i[1] == "file" for i in identities):
+                continue
+            if "urn:xmpp:http:upload:0" not in info["disco_info"]["features"]:
+                continue
+            plugin.upload_service = info["from"]
+            for form in info["disco_info"].iterables:
+                values = form["values"]
+                if values.get("FORM_TYPE") == ["urn:xmpp:http:upload:0"]:
+                    plugin.max_file_size = int(values["max-file-size"])
+            return
+        raise RuntimeError("no upload service in disco#items of " + self.boundjid.domain)
+
+    async def upload(self, spec):
+        try:
+            await self.find_upload_service()
+            url = await self["xep_0363"].upload_file(
+                spec["path"], content_type=spec.get("content_type"), timeout=20
+            )
+            emit({"event": "uploaded", "id": spec.get("id"), "url": url})
+        except Exception as e:  # reported to the test, which decides
+            emit({"event": "upload-failed", "id": spec.get("id"), "reason": repr(e)})
 
     def quit(self):
         if self.quitting:

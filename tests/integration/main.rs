@@ -10,3 +10,4 @@ mod ejabberd;
 mod harness;
 mod prosody;
 mod proxy65;
+mod upload;

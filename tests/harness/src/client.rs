@@ -29,6 +29,11 @@ enum Event {
     Stanza(String),
     Error(String),
     Disconnected,
+    /// The outcome of an `upload` command: the GET URL, or why it failed.
+    Upload {
+        id: String,
+        result: Result<String, String>,
+    },
     /// A line the driver printed that the harness does not act on.
     Other(#[allow(dead_code)] String),
     Eof,
@@ -46,6 +51,8 @@ pub struct Client {
     unconsumed: VecDeque<(String, Element)>,
     /// Every stanza received (raw XML), for panic messages.
     seen: Vec<String>,
+    /// Outcomes of `upload` commands not yet collected, by id.
+    uploads: Vec<(String, Result<String, String>)>,
     closed: Option<String>,
 }
 
@@ -115,6 +122,7 @@ impl Client {
             stderr,
             unconsumed: VecDeque::new(),
             seen: Vec::new(),
+            uploads: Vec::new(),
             closed: None,
         };
         let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -139,7 +147,9 @@ impl Client {
                     return client;
                 }
                 Ok(Some(Event::Stanza(xml))) => client.push_stanza(xml),
-                Ok(Some(Event::Disconnected)) | Ok(Some(Event::Other(_))) => {}
+                Ok(Some(Event::Disconnected))
+                | Ok(Some(Event::Other(_)))
+                | Ok(Some(Event::Upload { .. })) => {}
             }
         }
     }
@@ -238,6 +248,36 @@ impl Client {
         self.iq_reply(&id).await
     }
 
+    /// Uploads the file at `path` with slixmpp's own XEP-0363 plugin: it
+    /// finds the upload service by disco on the server, requests a slot and
+    /// PUTs with aiohttp. Returns the GET URL, or slixmpp's error (after
+    /// 30 s at most).
+    pub async fn upload(&mut self, path: &str, content_type: &str) -> Result<String, String> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let id = format!(
+            "up{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let line = serde_json::json!({
+            "upload": { "id": id, "path": path, "content_type": content_type }
+        })
+        .to_string()
+            + "\n";
+        self.write_line(&line).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(pos) = self.uploads.iter().position(|(i, _)| *i == id) {
+                return self.uploads.remove(pos).1;
+            }
+            if !self.next_event(deadline).await {
+                self.fail(&format!(
+                    "Client {}: upload of {path} did not finish",
+                    self.jid
+                ));
+            }
+        }
+    }
+
     /// All stanzas received so far (raw XML), in order.
     pub fn seen(&self) -> &[String] {
         &self.seen
@@ -287,6 +327,10 @@ impl Client {
             }
             Ok(Some(Event::Error(reason))) => {
                 self.closed = Some(reason);
+                true
+            }
+            Ok(Some(Event::Upload { id, result })) => {
+                self.uploads.push((id, result));
                 true
             }
             Ok(Some(Event::Ready { .. })) | Ok(Some(Event::Other(_))) => true,
@@ -354,6 +398,23 @@ fn parse_event(line: &str) -> Event {
                 .to_string(),
         ),
         Some("disconnected") => Event::Disconnected,
+        Some(outcome @ ("uploaded" | "upload-failed")) => {
+            let field = |k: &str| {
+                value
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            Event::Upload {
+                id: field("id"),
+                result: if outcome == "uploaded" {
+                    Ok(field("url"))
+                } else {
+                    Err(field("reason"))
+                },
+            }
+        }
         _ => Event::Other(line.to_string()),
     }
 }

@@ -19,8 +19,10 @@ pub mod c2s;
 pub mod client;
 pub mod demo;
 pub mod ejabberd;
+pub mod http;
 pub mod prosody;
 pub mod raw_component;
+pub mod scansion;
 
 pub use client::Client;
 pub use ejabberd::Ejabberd;

@@ -1,0 +1,66 @@
+//! The file a request path names: `…/<slot id>/<file name>`.
+//!
+//! Only the last two segments count, so the service works whether a
+//! reverse proxy in front strips the public URL's path prefix or not.
+
+use percent_encoding::percent_decode_str;
+
+use crate::slot::valid_id;
+
+/// The slot id and decoded file name of a request path, if it names one.
+pub fn parse(path: &str) -> Option<(String, String)> {
+    let mut segments = path.rsplit('/').filter(|s| !s.is_empty());
+    let filename = segments.next()?;
+    let id = segments.next()?;
+    if !valid_id(id) {
+        return None;
+    }
+    let filename = percent_decode_str(filename).decode_utf8().ok()?;
+    if filename.contains('/') || filename.is_empty() {
+        return None;
+    }
+    Some((id.to_owned(), filename.into_owned()))
+}
+
+/// The value of `key` in a query string (percent-decoded).
+pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| {
+            percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_two_segments() {
+        assert_eq!(
+            parse("/AbCdEfGh12/tr%C3%A8s%20cool.jpg"),
+            Some(("AbCdEfGh12".into(), "très cool.jpg".into()))
+        );
+        assert_eq!(
+            parse("/upload/AbCdEfGh12/a.txt"),
+            Some(("AbCdEfGh12".into(), "a.txt".into()))
+        );
+        assert_eq!(parse("/a.txt"), None);
+        assert_eq!(parse("/../a.txt"), None);
+        assert_eq!(parse("/AbCdEfGh12/a%2Fb"), None);
+        assert_eq!(parse("/AbCdEfGh12/%FF"), None);
+    }
+
+    #[test]
+    fn query() {
+        let q = Some("v2=abc&token=1.x%2Dy&flag");
+        assert_eq!(query_param(q, "token").as_deref(), Some("1.x-y"));
+        assert_eq!(query_param(q, "v2").as_deref(), Some("abc"));
+        assert_eq!(query_param(q, "flag").as_deref(), Some(""));
+        assert_eq!(query_param(q, "v"), None);
+        assert_eq!(query_param(None, "v"), None);
+    }
+}

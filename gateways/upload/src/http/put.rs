@@ -1,0 +1,319 @@
+//! `PUT /<slot id>/<file name>`: checks the authorisation, streams the
+//! body to a partial file, and commits it only when exactly the slot's
+//! bytes arrived.
+//!
+//! | status | when |
+//! |---|---|
+//! | 201 | stored |
+//! | 401 | no authorisation (no `token`, `Bearer`, `v` or `v2`) |
+//! | 403 | forged or expired authorisation, or `v`/`v2` while the external back end is off |
+//! | 404 | the path names no slot |
+//! | 408 | the body stalled for `idle_timeout` |
+//! | 409 | the slot was already uploaded, or another PUT to it is running |
+//! | 411 | no `Content-Length` (chunked uploads cannot be checked against the slot) |
+//! | 413 / 400 | `Content-Length` larger / smaller than the slot |
+//! | 415 | `Content-Type` other than the slot's |
+//! | 500 | the disk failed (nothing is kept) |
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
+use satellite::Secret;
+
+use super::path::{parse, query_param};
+use super::reply;
+use crate::catalog::{Catalog, Entry};
+use crate::service::{Service, now};
+use crate::token::{ExternalVersion, TokenError, verify_external};
+
+/// What authorised a PUT.
+#[derive(Debug, PartialEq, Eq)]
+enum Authority {
+    /// One of our slots.
+    Slot,
+    /// The XMPP server's own slot (mod_http_upload_external).
+    External,
+}
+
+/// The PUT handler.
+pub async fn put(service: Arc<Service>, parts: Parts, body: Body) -> Response {
+    match receive(&service, &parts, body).await {
+        Ok(response) => response,
+        Err((status, reason, text)) => {
+            service.metrics.refused(reason);
+            tracing::debug!(path = %parts.uri.path(), %status, reason, "upload: PUT refused");
+            let mut response = reply(status, text);
+            if status == StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+            }
+            response
+        }
+    }
+}
+
+type Refused = (StatusCode, &'static str, &'static str);
+
+async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Response, Refused> {
+    let (id, filename) =
+        parse(parts.uri.path()).ok_or((StatusCode::NOT_FOUND, "no_slot", "no such upload slot"))?;
+    let length = content_length(&parts.headers)?;
+    let raw_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    let content_type = crate::mime::essence(raw_type);
+    let path = format!("{id}/{filename}");
+    let authority = authorize(
+        service,
+        parts,
+        &id,
+        &path,
+        length,
+        raw_type,
+        content_type.as_deref(),
+    )
+    .await?;
+
+    let exists = service.storage.stat(&id).await.map_err(|e| {
+        tracing::error!(%id, error = %e, "upload: cannot stat");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            "storage error",
+        )
+    })?;
+    let conflict = (
+        StatusCode::CONFLICT,
+        "conflict",
+        "this slot was already used",
+    );
+    if exists.is_some() {
+        return Err(conflict);
+    }
+    let _claim = service.claim(&id).ok_or(conflict)?;
+
+    let storage_error = |e: std::io::Error| {
+        tracing::error!(%id, error = %e, "upload: storage failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            "storage error",
+        )
+    };
+    let mut partial = service.storage.create(&id).await.map_err(storage_error)?;
+    let idle = service.settings.idle_timeout;
+    let mut stream = body.into_data_stream();
+    let mut received = 0u64;
+    loop {
+        let chunk = match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "stalled", "the upload stalled")),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                tracing::info!(%id, received, length, "upload: interrupted; nothing kept");
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "interrupted",
+                    "the upload was interrupted",
+                ));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        received += chunk.len() as u64;
+        if received > length {
+            return Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "size_mismatch",
+                "more bytes than the slot's size",
+            ));
+        }
+        partial.write(chunk).await.map_err(storage_error)?;
+    }
+    if received != length {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "interrupted",
+            "fewer bytes than Content-Length",
+        ));
+    }
+    match partial.commit().await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(conflict),
+        Err(e) => return Err(storage_error(e)),
+    }
+    let entry = Entry {
+        id: id.clone(),
+        owner: None,
+        filename,
+        size: length,
+        content_type: content_type.or_else(|| Some(crate::slot::DEFAULT_TYPE.to_owned())),
+        created: now(),
+        slot_expires: now(),
+        completed: None,
+    };
+    let completed = now();
+    service
+        .catalog
+        .run(move |conn| Catalog::complete(conn, &entry, completed))
+        .await
+        .map_err(|e| {
+            tracing::error!(%id, error = %e, "upload: cannot record the upload");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage",
+                "storage error",
+            )
+        })?;
+    service.metrics.uploaded(length);
+    let _ = service.update_usage().await;
+    tracing::info!(%id, bytes = length, via = ?authority, "upload: stored");
+    Ok((StatusCode::CREATED, "created\n").into_response())
+}
+
+fn content_length(headers: &HeaderMap) -> Result<u64, Refused> {
+    let missing = (
+        StatusCode::LENGTH_REQUIRED,
+        "no_length",
+        "Content-Length is required",
+    );
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(missing);
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(missing)
+}
+
+/// Checks the request's authorisation against what it sends.
+async fn authorize(
+    service: &Service,
+    parts: &Parts,
+    id: &str,
+    path: &str,
+    length: u64,
+    raw_type: &str,
+    content_type: Option<&str>,
+) -> Result<Authority, Refused> {
+    let query = parts.uri.query();
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    if let Some(token) = query_param(query, "token").or(bearer) {
+        let now = now();
+        let verdict =
+            match service
+                .key
+                .verify(&token, path, length, content_type.unwrap_or_default(), now)
+            {
+                // A slot requested without a type takes any type.
+                Err(TokenError::Forged) => service.key.verify(&token, path, length, "", now),
+                other => other,
+            };
+        return match verdict {
+            Ok(_) => Ok(Authority::Slot),
+            Err(TokenError::Expired) => Err((
+                StatusCode::FORBIDDEN,
+                "expired",
+                "the upload slot has expired",
+            )),
+            Err(_) => Err(explain_mismatch(service, &token, id, path, length, content_type).await),
+        };
+    }
+    let external = [("v2", ExternalVersion::V2), ("v", ExternalVersion::V1)]
+        .into_iter()
+        .find_map(|(key, version)| query_param(query, key).map(|mac| (version, mac)));
+    if let Some((version, mac)) = external {
+        let secret: &Secret = service.settings.external_secret.as_ref().ok_or((
+            StatusCode::FORBIDDEN,
+            "forged",
+            "the external upload back end is not enabled",
+        ))?;
+        let ty = if raw_type.is_empty() {
+            crate::slot::DEFAULT_TYPE
+        } else {
+            raw_type
+        };
+        return verify_external(secret.expose().as_bytes(), version, &mac, path, length, ty)
+            .map(|()| Authority::External)
+            .map_err(|_| {
+                (
+                    StatusCode::FORBIDDEN,
+                    "forged",
+                    "invalid upload authorisation",
+                )
+            });
+    }
+    Err((
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "no upload authorisation",
+    ))
+}
+
+/// A token that does not verify for what the PUT sends: if it verifies
+/// for the slot's recorded size and type, the PUT does not match its slot
+/// (413/400/415); otherwise it is forged (403).
+async fn explain_mismatch(
+    service: &Service,
+    token: &str,
+    id: &str,
+    path: &str,
+    length: u64,
+    content_type: Option<&str>,
+) -> Refused {
+    let forged = (
+        StatusCode::FORBIDDEN,
+        "forged",
+        "invalid upload authorisation",
+    );
+    let id = id.to_owned();
+    let Ok(Some(slot)) = service
+        .catalog
+        .run(move |conn| Catalog::get(conn, &id))
+        .await
+    else {
+        return forged;
+    };
+    let slot_type = slot.content_type.clone().unwrap_or_default();
+    // At the dawn of time nothing has expired: this checks the MAC only.
+    if service
+        .key
+        .verify(token, path, slot.size, &slot_type, i64::MIN)
+        .is_err()
+    {
+        return forged;
+    }
+    if length > slot.size {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "size_mismatch",
+            "Content-Length is larger than the slot's size",
+        )
+    } else if length < slot.size {
+        (
+            StatusCode::BAD_REQUEST,
+            "size_mismatch",
+            "Content-Length is smaller than the slot's size",
+        )
+    } else if !slot_type.is_empty() && content_type.unwrap_or_default() != slot_type {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "type_mismatch",
+            "Content-Type differs from the slot's",
+        )
+    } else {
+        forged
+    }
+}
