@@ -229,6 +229,65 @@ impl ComponentConfig {
             )
         })
     }
+
+    /// An error about a key of `[component.settings]`:
+    /// `<file>: component[<i>].settings.<key>: <message>`, where the
+    /// message says what is wrong and what was expected.
+    pub fn settings_error(&self, key: &str, message: impl fmt::Display) -> ConfigError {
+        ConfigError::new(
+            &self.source,
+            format!("component[{}].settings.{key}: {message}", self.index),
+        )
+    }
+
+    /// A duration setting written in seconds (fractions allowed), above 0;
+    /// `default` when absent.
+    pub fn seconds_setting(
+        &self,
+        key: &str,
+        value: Option<f64>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(x) if x.is_finite() && x > 0.0 && x < 1e10 => Ok(Duration::from_secs_f64(x)),
+            Some(x) => {
+                Err(self
+                    .settings_error(key, format!("is {x}; expected a number of seconds above 0")))
+            }
+        }
+    }
+
+    /// A count or size setting above 0 (`what` names its unit, e.g.
+    /// "count" or "number of bytes"); `default` when absent.
+    pub fn nonzero_setting<T>(
+        &self,
+        key: &str,
+        value: Option<T>,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError>
+    where
+        T: Copy + PartialEq + Default + fmt::Display,
+    {
+        match value {
+            None => Ok(default),
+            Some(v) if v == T::default() => {
+                Err(self.settings_error(key, format!("is {v}; expected a {what} above 0")))
+            }
+            Some(v) => Ok(v),
+        }
+    }
+
+    /// A config of `jid` read from `source` with these settings (TOML), for
+    /// a service's own config tests.
+    pub fn with_settings(jid: &str, source: &str, settings: &str) -> Result<Self, String> {
+        let jid = BareJid::new(jid).map_err(|e| format!("{jid}: {e}"))?;
+        let mut c = Self::new(jid, "127.0.0.1:5347", Secret::new("test-secret"));
+        c.source = PathBuf::from(source);
+        c.settings = toml::from_str(settings).map_err(|e| e.to_string())?;
+        Ok(c)
+    }
 }
 
 impl Config {

@@ -8,6 +8,7 @@ mod binary;
 mod demo;
 mod ejabberd;
 mod harness;
+mod in_process;
 mod prosody;
 mod proxy65;
 mod upload;

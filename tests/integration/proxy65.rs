@@ -2,17 +2,16 @@
 //! slixmpp clients do the XMPP side (streamhost query, the offer to the
 //! target, activation); the SOCKS5 sides are plain TCP streams here.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use satellite::{CancellationToken, Component, Config, Element, LinkStatus};
+use satellite::Element;
 use satellite_proxy65::Proxy65;
 use satellite_proxy65::socks5::stream_hash;
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
+use crate::in_process::InProcess;
 use crate::support::{Client, Prosody, free_port, port_open};
 
 const PROXY: &str = "proxy.localhost";
@@ -25,8 +24,7 @@ const T: Duration = Duration::from_secs(10);
 struct Proxy {
     /// Its SOCKS5 port on 127.0.0.1.
     port: u16,
-    token: CancellationToken,
-    handle: JoinHandle<()>,
+    component: InProcess,
 }
 
 impl Proxy {
@@ -39,37 +37,18 @@ impl Proxy {
              [component.settings]\nlisten = \"127.0.0.1:{port}\"\n{settings}\n",
             prosody.component_port
         );
-        let config = Config::parse(Path::new("proxy65-test.toml"), &text).expect("config");
-        let c = &config.components[0];
-        let component = Component::builder(c.clone())
-            .plugin(Proxy65::from_config(c).expect("settings"))
-            .build()
-            .expect("build");
-        let mut status = component.status();
-        let token = CancellationToken::new();
-        let handle = tokio::spawn(component.run(token.clone()));
-        tokio::time::timeout(T, status.wait_for(|s| *s == LinkStatus::Connected))
-            .await
-            .expect("proxy connected in time")
-            .expect("status");
+        let component =
+            InProcess::start(&text, |c| Proxy65::from_config(c).expect("settings")).await;
         let deadline = Instant::now() + T;
         while !port_open(port).await {
             assert!(Instant::now() < deadline, "SOCKS5 listener not up");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Proxy {
-            port,
-            token,
-            handle,
-        }
+        Proxy { port, component }
     }
 
     async fn stop(self) {
-        self.token.cancel();
-        tokio::time::timeout(T, self.handle)
-            .await
-            .expect("stopped in time")
-            .expect("join");
+        self.component.stop().await;
     }
 }
 

@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use satellite::{CancellationToken, Component, Config, Element, LinkStatus};
+use satellite::Element;
 use satellite_upload::Upload;
-use tokio::task::JoinHandle;
 
+use crate::in_process::InProcess;
 use crate::support::http::{self, Body, Keep, Response};
 use crate::support::{Client, Prosody, free_port, port_open, scansion};
 
@@ -26,8 +26,7 @@ struct Service {
     dir: PathBuf,
     settings: String,
     component_port: u16,
-    token: CancellationToken,
-    handle: JoinHandle<()>,
+    component: InProcess,
 }
 
 impl Service {
@@ -44,37 +43,21 @@ impl Service {
              [component.settings]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = \"{}\"\n{settings}\n",
             dir.display()
         );
-        let config = Config::parse(Path::new("upload-test.toml"), &text).expect("config");
-        let c = &config.components[0];
-        let component = Component::builder(c.clone())
-            .plugin(Upload::from_config(c).expect("settings"))
-            .build()
-            .expect("build");
-        let mut status = component.status();
-        let token = CancellationToken::new();
-        let handle = tokio::spawn(component.run(token.clone()));
-        tokio::time::timeout(T, status.wait_for(|s| *s == LinkStatus::Connected))
-            .await
-            .expect("upload component connected in time")
-            .expect("status");
+        let component =
+            InProcess::start(&text, |c| Upload::from_config(c).expect("settings")).await;
         assert!(port_open(port).await, "HTTP listener not up");
         Service {
             port,
             dir: dir.to_owned(),
             settings: settings.to_owned(),
             component_port,
-            token,
-            handle,
+            component,
         }
     }
 
     /// Stops the component (and its HTTP server).
     async fn stop(self) -> (u16, u16, PathBuf, String) {
-        self.token.cancel();
-        tokio::time::timeout(T, self.handle)
-            .await
-            .expect("stopped in time")
-            .expect("join");
+        self.component.stop().await;
         (self.component_port, self.port, self.dir, self.settings)
     }
 

@@ -124,14 +124,7 @@ impl Settings {
     /// Reads and checks `[component.settings]` of one component.
     pub fn load(c: &ComponentConfig) -> Result<Self, BoxError> {
         let raw: RawSettings = c.settings()?;
-        let at = |key: &str, msg: String| -> BoxError {
-            format!(
-                "{}: component[{}].settings.{key}: {msg}",
-                c.source.display(),
-                c.index
-            )
-            .into()
-        };
+        let at = |key: &str, msg: String| -> BoxError { c.settings_error(key, msg).into() };
         let mut s = Self::defaults(&c.jid);
         if let Some(listen) = raw.listen {
             s.listen = listen;
@@ -166,24 +159,14 @@ impl Settings {
         if let Some(allow) = raw.allow {
             s.allow = Acl::parse(&allow).map_err(|(i, m)| at(&format!("allow[{i}]"), m))?;
         }
-        let secs = |key: &str, v: Option<f64>, default: Duration| match v {
-            None => Ok(default),
-            Some(x) if x.is_finite() && x > 0.0 && x < 1e9 => Ok(Duration::from_secs_f64(x)),
-            Some(x) => Err(at(
-                key,
-                format!("is {x}; expected a number of seconds above 0"),
-            )),
-        };
-        s.activation_timeout = secs(
+        s.activation_timeout = c.seconds_setting(
             "activation_timeout",
             raw.activation_timeout,
             s.activation_timeout,
         )?;
-        s.idle_timeout = secs("idle_timeout", raw.idle_timeout, s.idle_timeout)?;
-        let count = |key: &str, v: Option<usize>, default: usize| match v {
-            None => Ok(default),
-            Some(0) => Err(at(key, "is 0; expected a count above 0".to_owned())),
-            Some(n) => Ok(n),
+        s.idle_timeout = c.seconds_setting("idle_timeout", raw.idle_timeout, s.idle_timeout)?;
+        let count = |key: &str, v: Option<usize>, default: usize| {
+            c.nonzero_setting(key, v, default, "count")
         };
         s.max_connections = count("max_connections", raw.max_connections, s.max_connections)?;
         s.max_connections_per_jid = count(
@@ -229,16 +212,13 @@ fn default_advertised(listen: SocketAddr, jid: &BareJid) -> Advertised {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use satellite::Secret;
 
     fn load(settings: &str) -> Result<Settings, String> {
-        let mut c = ComponentConfig::new(
-            BareJid::new("proxy.example.org").expect("jid"),
-            "127.0.0.1:5347",
-            Secret::new("s"),
-        );
-        c.source = "/etc/satellite/proxy.toml".into();
-        c.settings = toml::from_str(settings).expect("toml");
+        let c = ComponentConfig::with_settings(
+            "proxy.example.org",
+            "/etc/satellite/proxy.toml",
+            settings,
+        )?;
         Settings::load(&c).map_err(|e| e.to_string())
     }
 

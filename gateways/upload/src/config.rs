@@ -169,14 +169,7 @@ impl Settings {
     /// Reads and checks `[component.settings]` of one component.
     pub fn load(c: &ComponentConfig) -> Result<Self, BoxError> {
         let raw: RawSettings = c.settings()?;
-        let at = |key: &str, msg: String| -> BoxError {
-            format!(
-                "{}: component[{}].settings.{key}: {msg}",
-                c.source.display(),
-                c.index
-            )
-            .into()
-        };
+        let at = |key: &str, msg: String| -> BoxError { c.settings_error(key, msg).into() };
         let config_dir = c.source.parent().unwrap_or(Path::new("."));
         let default_dir = match std::env::var_os("STATE_DIRECTORY") {
             // systemd's StateDirectory= (several are separated by ':').
@@ -229,14 +222,8 @@ impl Settings {
         if let Some(types) = raw.inline_types {
             s.inline_types = mime_list("inline_types", &types, &at)?;
         }
-        let secs = |key: &str, v: Option<f64>, default: Duration| match v {
-            None => Ok(default),
-            Some(x) if x.is_finite() && x > 0.0 && x < 1e10 => Ok(Duration::from_secs_f64(x)),
-            Some(x) => Err(at(
-                key,
-                format!("is {x}; expected a number of seconds above 0"),
-            )),
-        };
+        let secs =
+            |key: &str, v: Option<f64>, default: Duration| c.seconds_setting(key, v, default);
         s.expire_after = match raw.expire_after {
             Some(0.0) => None,
             other => Some(secs(
@@ -249,16 +236,12 @@ impl Settings {
         s.sweep_interval = secs("sweep_interval", raw.sweep_interval, s.sweep_interval)?;
         s.idle_timeout = secs("idle_timeout", raw.idle_timeout, s.idle_timeout)?;
         s.fsync = raw.fsync.unwrap_or(s.fsync);
-        s.max_connections = match raw.max_connections {
-            None => s.max_connections,
-            Some(0) => {
-                return Err(at(
-                    "max_connections",
-                    "is 0; expected a count above 0".to_owned(),
-                ));
-            }
-            Some(n) => n,
-        };
+        s.max_connections = c.nonzero_setting(
+            "max_connections",
+            raw.max_connections,
+            s.max_connections,
+            "count",
+        )?;
         if let Some(origins) = raw.cors_origins {
             for (i, o) in origins.iter().enumerate() {
                 if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -390,13 +373,11 @@ mod tests {
     use super::*;
 
     fn load(settings: &str) -> Result<Settings, String> {
-        let mut c = ComponentConfig::new(
-            BareJid::new("upload.example.org").expect("jid"),
-            "127.0.0.1:5347",
-            Secret::new("s"),
-        );
-        c.source = "/etc/satellite/upload.toml".into();
-        c.settings = toml::from_str(settings).expect("toml");
+        let c = ComponentConfig::with_settings(
+            "upload.example.org",
+            "/etc/satellite/upload.toml",
+            settings,
+        )?;
         Settings::load(&c).map_err(|e| e.to_string())
     }
 
