@@ -17,5 +17,15 @@ async fn demo_runs_and_passes_its_self_check() {
         report.iter().any(|l| l.contains("Echo statistics")),
         "{report:?}"
     );
+    assert!(
+        report.iter().any(|l| l.starts_with("upload:")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("proxy65 streamhost: 127.0.0.1:")),
+        "{report:?}"
+    );
     demo.stop().await.expect("clean stop");
 }

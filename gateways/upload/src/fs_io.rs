@@ -23,6 +23,52 @@ const QUEUE: usize = 8;
 /// Write buffer of the writer thread: fewer, larger writes.
 const WRITE_BUFFER: usize = 1024 * 1024;
 
+/// With `fsync`, the writeback of a large upload starts this often rather
+/// than all at the commit, so the final fsync waits only for the tail.
+const FLUSH_EVERY: usize = 32 * 1024 * 1024;
+
+/// A thread that flushes a file to disk when kicked, while its writer goes
+/// on writing (a kick while it is busy is dropped: the flush under way
+/// takes care of it).
+struct Flusher {
+    kick: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(file: std::fs::File) -> Self {
+        let (kick, kicks) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("upload-flush".into())
+            .spawn(move || {
+                while kicks.recv().is_ok() {
+                    // An error shows again at the commit's fsync.
+                    let _ = file.sync_data();
+                }
+            })
+            .ok();
+        Self {
+            kick: Some(kick),
+            thread,
+        }
+    }
+
+    fn kick(&self) {
+        if let Some(k) = &self.kick {
+            let _ = k.try_send(());
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.kick = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// An upload being written to `temp`, to appear as `target`.
 pub struct FileWriter {
     temp: PathBuf,
@@ -48,11 +94,25 @@ impl FileWriter {
             .map_err(io::Error::other)??
         };
         let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        let flusher = if fsync {
+            Some(Flusher::start(file.try_clone()?))
+        } else {
+            None
+        };
         let thread = tokio::task::spawn_blocking(move || {
             let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            let (mut written, mut kicked) = (0usize, 0usize);
             while let Some(chunk) = rx.blocking_recv() {
                 out.write_all(&chunk)?;
+                written += chunk.len();
+                if let Some(f) = &flusher
+                    && written - kicked >= FLUSH_EVERY
+                {
+                    f.kick();
+                    kicked = written;
+                }
             }
+            drop(flusher);
             out.into_inner().map_err(io::IntoInnerError::into_error)
         });
         Ok(Self {

@@ -15,6 +15,10 @@ use crate::{Client, Prosody};
 pub const USER: &str = "demo";
 /// The echo service's JID.
 pub const ECHO: &str = "echo.localhost";
+/// The SOCKS5 proxy's JID.
+pub const PROXY: &str = "proxy.localhost";
+/// The upload service's JID.
+pub const UPLOAD: &str = "upload.localhost";
 
 /// A running demo: Prosody plus `satellite run`.
 pub struct Demo {
@@ -41,9 +45,10 @@ impl Demo {
     /// satellite config for them, validates it with `satellite check` and
     /// starts `satellite run`.
     pub async fn start(satellite: &Path) -> Result<Demo, String> {
-        let secret = random_hex(24);
+        let secrets = [ECHO, PROXY, UPLOAD].map(|jid| (jid, random_hex(24)));
         let password = random_hex(8);
-        let prosody = Prosody::start(&[(ECHO, &secret)], &[(USER, &password)], "").await;
+        let declared: Vec<(&str, &str)> = secrets.iter().map(|(j, s)| (*j, s.as_str())).collect();
+        let prosody = Prosody::start(&declared, &[(USER, &password)], "").await;
         let dir = tempfile::Builder::new()
             .prefix("satellite-demo-")
             .tempdir()
@@ -53,14 +58,32 @@ impl Demo {
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(path)
         };
-        write("echo.secret", format!("{secret}\n"))?;
-        let config = write(
-            "satellite.toml",
-            format!(
-                "[log]\nlevel = \"info\"\n\n[[component]]\nservice = \"echo\"\njid = \"{ECHO}\"\nserver = \"127.0.0.1:{}\"\nsecret_file = \"echo.secret\"\n",
+        let mut text = String::from("[log]\nlevel = \"info\"\n");
+        for (jid, secret) in &secrets {
+            let service = jid.split('.').next().unwrap_or_default();
+            let service = if service == "proxy" {
+                "proxy65"
+            } else {
+                service
+            };
+            write(&format!("{service}.secret"), format!("{secret}\n"))?;
+            text.push_str(&format!(
+                "\n[[component]]\nservice = \"{service}\"\njid = \"{jid}\"\nserver = \"127.0.0.1:{}\"\nsecret_file = \"{service}.secret\"\n",
                 prosody.component_port
-            ),
-        )?;
+            ));
+            match service {
+                "proxy65" => text.push_str(&format!(
+                    "[component.settings]\nlisten = \"127.0.0.1:{}\"\n",
+                    crate::free_port()
+                )),
+                "upload" => text.push_str(&format!(
+                    "[component.settings]\nlisten = \"127.0.0.1:{}\"\nstorage_dir = \"upload-files\"\n",
+                    crate::free_port()
+                )),
+                _ => {}
+            }
+        }
+        let config = write("satellite.toml", text)?;
         let check = Command::new(satellite)
             .args(["check", "-c"])
             .arg(&config)
@@ -155,6 +178,50 @@ impl Demo {
             })
             .unwrap_or_default();
         report.push(format!("ad-hoc commands: {}", nodes.join(", ")));
+
+        let reply = client
+            .iq(&format!("<iq type='get' id='hosts' to='{PROXY}'><query xmlns='http://jabber.org/protocol/bytestreams'/></iq>"))
+            .await;
+        let host = reply
+            .get_child("query", "http://jabber.org/protocol/bytestreams")
+            .and_then(|q| q.children().find(|c| c.name() == "streamhost"))
+            .map(|h| {
+                format!(
+                    "{}:{}",
+                    h.attr("host").unwrap_or("?"),
+                    h.attr("port").unwrap_or("?")
+                )
+            })
+            .ok_or_else(|| format!("{PROXY} gave no streamhost: {reply:?}\n{}", self.log()))?;
+        report.push(format!("proxy65 streamhost: {host}"));
+
+        let content = format!(
+            "uploaded through satellite at {:?}\n",
+            std::time::SystemTime::now()
+        );
+        let file = self.dir.path().join("hello.txt");
+        std::fs::write(&file, &content).map_err(|e| format!("{}: {e}", file.display()))?;
+        let url = client
+            .upload(&file.to_string_lossy(), "text/plain")
+            .await
+            .map_err(|e| format!("upload through {UPLOAD} failed: {e}\n{}", self.log()))?;
+        let got = crate::http::request(
+            "GET",
+            &url,
+            &[],
+            crate::http::Body::None,
+            crate::http::Keep::All,
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+        if got.status != 200 || got.body != content.as_bytes() {
+            return Err(format!("GET {url} did not return the upload: {got:?}"));
+        }
+        report.push(format!(
+            "upload: {} bytes PUT and served back at {url}",
+            content.len()
+        ));
         client.disconnect().await;
         Ok(report)
     }

@@ -188,6 +188,7 @@ s2s_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{}}
 http_interfaces = {{ "127.0.0.1" }}
 http_ports = {{ {http} }}
+http_external_url = "http://127.0.0.1:{http}/"
 https_interfaces = {{ "127.0.0.1" }}
 https_ports = {{}}
 c2s_require_encryption = false

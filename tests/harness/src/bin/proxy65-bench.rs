@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use satellite_harness::process::cpu_seconds;
 use satellite_harness::{Client, Prosody, free_port, port_open};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -386,24 +387,6 @@ async fn send_and_receive(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> R
         return Err(format!("received {got} bytes of {bytes}"));
     }
     Ok(bytes as f64 / 1e6 / secs)
-}
-
-/// utime + stime of a process, in seconds (0 if unknown).
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the parenthesised command name; utime, stime are 14, 15.
-    let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    // USER_HZ is 100 on Linux.
-    ticks as f64 / 100.0
 }
 
 fn median(mut v: Vec<(f64, f64)>) -> (f64, f64) {

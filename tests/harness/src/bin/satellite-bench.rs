@@ -21,19 +21,17 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt as _};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use satellite_harness::Prosody;
 use satellite_harness::c2s::{C2sClient, NS_PING, PipelineStats, chat, name, ping};
+use satellite_harness::process::{Proc, clock_ticks, cpu_ticks, status_kib};
 use sha1::{Digest as _, Sha1};
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts};
 use xmpp_parsers::minidom::Element;
 
@@ -210,76 +208,6 @@ struct PhaseResult {
     cpu_client: f64,
 }
 
-/// A child process we started (satellite or the raw component).
-struct Proc {
-    name: &'static str,
-    child: Child,
-    pid: u32,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(
-        name: &'static str,
-        program: &Path,
-        args: &[&str],
-        log: PathBuf,
-    ) -> Result<Proc, String> {
-        let file =
-            std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
-        let err = file
-            .try_clone()
-            .map_err(|e| format!("clone {}: {e}", log.display()))?;
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", program.display()))?;
-        let pid = child.id().ok_or_else(|| format!("{name} exited at once"))?;
-        Ok(Proc {
-            name,
-            child,
-            pid,
-            log,
-        })
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-
-    fn check_running(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!(
-                "{} exited ({status}); its output:\n{}",
-                self.name,
-                self.log_tail()
-            )),
-            Err(e) => Err(format!("waiting for {}: {e}", self.name)),
-        }
-    }
-
-    /// SIGTERM by pid, then waits up to 15 s; returns the exit status.
-    async fn terminate(mut self) -> Result<std::process::ExitStatus, String> {
-        let raw = i32::try_from(self.pid).map_err(|e| format!("pid {}: {e}", self.pid))?;
-        kill(Pid::from_raw(raw), Signal::SIGTERM)
-            .map_err(|e| format!("SIGTERM {} (pid {}): {e}", self.name, self.pid))?;
-        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
-            Ok(status) => status.map_err(|e| format!("waiting for {}: {e}", self.name)),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                Err(format!("{} did not exit within 15 s of SIGTERM", self.name))
-            }
-        }
-    }
-}
-
 async fn bench(o: Options) -> Result<(), String> {
     if !o.satellite.exists() {
         return Err(format!(
@@ -437,7 +365,7 @@ async fn bench(o: Options) -> Result<(), String> {
         }
     }
 
-    let peak_rss = vm_hwm_kib(satellite.pid);
+    let peak_rss = status_kib(satellite.pid, "VmHWM");
     for client in clients {
         client.close().await;
     }
@@ -666,42 +594,6 @@ fn percent(part: f64, whole: f64) -> String {
 fn tail(s: &str) -> &str {
     let start = s.len().saturating_sub(10_000);
     s.get(start..).unwrap_or(s)
-}
-
-/// Clock ticks per second, the unit of /proc/<pid>/stat's CPU times.
-fn clock_ticks() -> u64 {
-    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
-        Ok(Some(t)) if t > 0 => t as u64,
-        // USER_HZ is 100 on every Linux architecture we run on.
-        _ => 100,
-    }
-}
-
-/// utime + stime of a process (all its threads), in clock ticks: fields 14
-/// and 15 of /proc/<pid>/stat, counted after the parenthesised command name.
-fn cpu_ticks(pid: u32) -> Result<u64, String> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
-    let after_comm = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| format!("{path}: no command name"))?;
-    // after_comm starts at field 3 (state): utime is field 14, stime 15.
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let field = |n: usize| -> Result<u64, String> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or_else(|| format!("{path}: field {n} missing or not a number"))
-    };
-    Ok(field(14)? + field(15)?)
-}
-
-/// Peak resident set size (VmHWM) of a process, in KiB.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 // --- the bare-bones component (internal `--raw-component` mode) ---------

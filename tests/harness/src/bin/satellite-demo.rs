@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use satellite_harness::demo::{Demo, ECHO, USER};
+use satellite_harness::demo::{Demo, ECHO, PROXY, UPLOAD, USER};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -59,7 +59,8 @@ async fn main() -> ExitCode {
             "Connect any XMPP client to 127.0.0.1:{} as {USER}@localhost, password {}",
             demo.prosody.c2s_port, demo.password
         );
-        println!("(plain authentication without TLS, loopback only) and message {ECHO}.");
+        println!("(plain authentication without TLS, loopback only): message {ECHO},");
+        println!("share a file (HTTP upload at {UPLOAD}) or send one through {PROXY}.");
         println!(
             "satellite's log: {}",
             demo.dir.path().join("satellite.log").display()
