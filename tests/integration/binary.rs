@@ -315,3 +315,41 @@ async fn run_reload_and_graceful_stop() {
     assert!(daemon.log().contains("stopped"), "{}", daemon.log());
     drop(prosody);
 }
+
+#[tokio::test]
+async fn a_service_that_cannot_start_makes_run_exit_with_the_reason() {
+    // The upload service's HTTP port is taken: `satellite run` says so and
+    // exits non-zero (systemd's Restart=on-failure then retries), rather
+    // than running without it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("upload.secret"), SECRET).expect("secret");
+    let config = dir.path().join("upload.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[component]]\nservice = \"upload\"\njid = \"upload.localhost\"\nserver = \"127.0.0.1:1\"\n\
+             secret_file = \"upload.secret\"\n[component.settings]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = \"files\"\n"
+        ),
+    )
+    .expect("config");
+    let out = tokio::time::timeout(
+        T,
+        Command::new(BIN)
+            .args(["run", "-c", config.to_str().expect("utf8")])
+            .output(),
+    )
+    .await
+    .expect("exits by itself")
+    .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "upload.localhost: upload: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
+    drop(taken);
+}

@@ -187,6 +187,7 @@ impl Settings {
             s.listen = listen;
             s.public_url = default_public_url(listen, &c.jid);
         }
+        let explicit_url = raw.public_url.is_some();
         if let Some(url) = raw.public_url {
             s.public_url = check_public_url(&url).map_err(|m| at("public_url", m))?;
         }
@@ -306,6 +307,9 @@ impl Settings {
                 ));
             }
         };
+        if s.tls.is_some() && !explicit_url {
+            s.public_url = s.public_url.replacen("http://", "https://", 1);
+        }
         Ok(s)
     }
 
@@ -420,6 +424,12 @@ mod tests {
         assert!(
             err.contains("settings.allowed_types[1]: `nonsense` is not a MIME type"),
             "{err}"
+        );
+        let tls = load("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"").expect("tls");
+        assert_eq!(tls.public_url, "https://127.0.0.1:8363/");
+        assert_eq!(
+            tls.tls.map(|t| t.cert),
+            Some(PathBuf::from("/etc/satellite/c.pem"))
         );
         let err = load("tls_cert = \"c.pem\"").expect_err("no key");
         assert!(err.contains("settings.tls_key: missing"), "{err}");

@@ -6,6 +6,7 @@ use std::path::Path;
 use satellite::testing::{self, stanza};
 use satellite::xmpp::stanza_error::DefinedCondition;
 use satellite::{ComponentConfig, assert_stanza_error};
+use satellite_harness::http::{self, Body, Keep};
 use satellite_upload::{Settings, Upload};
 
 const NS: &str = "urn:xmpp:http:upload:0";
@@ -69,5 +70,152 @@ async fn slots_and_refusals() {
         )))
         .await;
     assert_stanza_error!(reply, DefinedCondition::Forbidden);
+    component.stop().await;
+}
+
+/// The PUT URL, the GET URL and the put headers of a slot reply.
+fn urls(reply: &satellite::Element) -> (String, String) {
+    let slot = reply.get_child("slot", NS).expect("slot");
+    let put = slot.get_child("put", NS).and_then(|p| p.attr("url"));
+    let get = slot.get_child("get", NS).and_then(|g| g.attr("url"));
+    (put.expect("put").to_owned(), get.expect("get").to_owned())
+}
+
+/// One HTTP/1.1 request over TLS, trusting only `cert`; the raw response.
+async fn https(cert: &Path, url: &str, method: &str, body: &[u8]) -> String {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(cert).expect("cert") {
+        roots.add(c.expect("cert")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let rest = url.strip_prefix("https://").expect("https URL");
+    let (authority, path) = rest.split_at(rest.find('/').expect("path"));
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let name = ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake with the service");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.expect("write");
+    tls.write_all(body).await.expect("write");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn serves_https_directly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/install-deps.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let upload = Upload::new(settings(dir.path(), free_port(), &tls));
+    let (mut server, component) = testing::spawn(|b| b.plugin(upload)).await;
+
+    let reply = server
+        .iq(request(
+            "s1",
+            "filename='secure.txt' size='6' content-type='text/plain'",
+        ))
+        .await;
+    let (put, get) = urls(&reply);
+    assert!(put.starts_with("https://127.0.0.1:"), "{put}");
+    let response = https(&cert, &put, "PUT", b"secret").await;
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let response = https(&cert, &get, "GET", b"").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("\r\n\r\nsecret"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{response}"
+    );
+    component.stop().await;
+}
+
+#[tokio::test]
+async fn expired_files_are_swept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upload = Upload::new(settings(
+        dir.path(),
+        free_port(),
+        "expire_after = 1\nsweep_interval = 0.5",
+    ));
+    let (mut server, component) = testing::spawn(|b| b.plugin(upload)).await;
+    let reply = server
+        .iq(request("s1", "filename='old.txt' size='3'"))
+        .await;
+    let (put, get) = urls(&reply);
+    let t = std::time::Duration::from_secs(10);
+    let r = http::request("PUT", &put, &[], Body::Bytes(b"old"), Keep::All, t)
+        .await
+        .expect("PUT");
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = http::request("GET", &get, &[], Body::None, Keep::All, t)
+        .await
+        .expect("GET");
+    assert_eq!((r.status, r.body.as_slice()), (200, b"old".as_slice()));
+    // Expired one second after upload; swept every half second.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let r = http::request("GET", &get, &[], Body::None, Keep::All, t)
+        .await
+        .expect("GET");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(
+        std::fs::read_dir(dir.path().join("files"))
+            .expect("files dir")
+            .next()
+            .is_none(),
+        "the expired file is deleted"
+    );
     component.stop().await;
 }
