@@ -20,7 +20,7 @@
 //! expire_after = 604800              # seconds a file is kept (0 = forever)
 //! slot_lifetime = 300                # seconds a slot's PUT authorisation is valid
 //! sweep_interval = 300               # seconds between expiry sweeps
-//! fsync = true                       # a file is on disk before its PUT is answered
+//! fsync = false                      # true: a file is on disk before its PUT is answered
 //! idle_timeout = 60                  # seconds an HTTP transfer may go without a byte
 //! max_connections = 1024             # HTTP connections at once
 //! cors_origins = ["*"]               # origins web clients may upload from
@@ -157,7 +157,7 @@ impl Settings {
             slot_lifetime: Duration::from_secs(300),
             sweep_interval: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(60),
-            fsync: true,
+            fsync: false,
             max_connections: 1024,
             cors_origins: vec!["*".to_owned()],
             slot_key: None,

@@ -19,9 +19,10 @@ use tokio::task::JoinHandle;
 use crate::storage::Partial;
 
 /// Chunks queued between the HTTP side and the writer thread.
-const QUEUE: usize = 8;
-/// Write buffer of the writer thread: fewer, larger writes.
-const WRITE_BUFFER: usize = 1024 * 1024;
+const QUEUE: usize = 4;
+/// Write buffer of the writer thread: chunks smaller than this are
+/// gathered into fewer writes.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// With `fsync`, the writeback of a large upload starts this often rather
 /// than all at the commit, so the final fsync waits only for the tail.
@@ -100,6 +101,9 @@ impl FileWriter {
             None
         };
         let thread = tokio::task::spawn_blocking(move || {
+            // Chunks come as large as the HTTP side reads them (up to its
+            // 1 MiB buffer); small ones are gathered, large ones written
+            // as they are (BufWriter passes those through uncopied).
             let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, file);
             let (mut written, mut kicked) = (0usize, 0usize);
             while let Some(chunk) = rx.blocking_recv() {

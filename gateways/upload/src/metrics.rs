@@ -40,12 +40,17 @@ impl Metrics {
             .increment(1);
     }
 
-    /// An upload of `bytes` completed.
+    /// An upload of `bytes` completed (the storage gauges grow with it
+    /// until the next sweep sets them from the catalog).
     pub fn uploaded(&self, bytes: u64) {
         metrics::counter!("satellite_upload_files_total", "component" => self.component.clone())
             .increment(1);
         metrics::counter!("satellite_upload_received_bytes_total", "component" => self.component.clone())
             .increment(bytes);
+        metrics::gauge!("satellite_upload_stored_files", "component" => self.component.clone())
+            .increment(1.0);
+        metrics::gauge!("satellite_upload_stored_bytes", "component" => self.component.clone())
+            .increment(bytes as f64);
     }
 
     /// A download of `bytes` started.

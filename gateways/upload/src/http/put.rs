@@ -172,7 +172,6 @@ async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Re
             )
         })?;
     service.metrics.uploaded(length);
-    let _ = service.update_usage().await;
     tracing::info!(%id, bytes = length, via = ?authority, "upload: stored");
     Ok((StatusCode::CREATED, "created\n").into_response())
 }
