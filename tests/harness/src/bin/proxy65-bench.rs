@@ -6,8 +6,10 @@
 //! Prints MB/s (10^6 bytes per second) of each, the CPU seconds the proxy
 //! process used, and the ratios.
 //!
-//! Run with: `bash scripts/bench-proxy65.sh` (options: `--mb N` bytes per
-//! transfer in MB, `--runs N` runs per contender, the median is reported,
+//! Run with: `bash scripts/bench-proxy65.sh` (options: `--mb N` bytes of
+//! the single transfer in MB (default 256 MiB), `--streams N` and
+//! `--stream-mb N` for the concurrent phase (default 20 × 16 MiB), `--runs
+//! N` runs per contender, the median is reported,
 //! `--satellite PATH`, `--settings "key = value; …"` extra settings for
 //! satellite's splice contender, e.g. `"buffer_size = 262144"`).
 //!
@@ -45,14 +47,19 @@ struct Options {
     settings: String,
     bytes: u64,
     runs: usize,
+    /// Bytestreams at once in the concurrent phase, and bytes each.
+    streams: usize,
+    stream_bytes: u64,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         satellite: PathBuf::from("target/release/satellite"),
         settings: String::new(),
-        bytes: 512_000_000,
+        bytes: 256 * 1024 * 1024,
         runs: 3,
+        streams: 20,
+        stream_bytes: 16 * 1024 * 1024,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -66,6 +73,17 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--mb: {e}"))?
                     * 1_000_000
             }
+            "--streams" => {
+                o.streams = value("--streams")?
+                    .parse::<usize>()
+                    .map_err(|e| format!("--streams: {e}"))?
+            }
+            "--stream-mb" => {
+                o.stream_bytes = value("--stream-mb")?
+                    .parse::<u64>()
+                    .map_err(|e| format!("--stream-mb: {e}"))?
+                    * 1_000_000
+            }
             "--runs" => {
                 o.runs = value("--runs")?
                     .parse::<usize>()
@@ -74,7 +92,7 @@ fn parse_args() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: proxy65-bench [--satellite PATH] [--mb N] [--runs N] [--settings \"k = v; …\"]"
+                    "unknown argument {other}; usage: proxy65-bench [--satellite PATH] [--mb N] [--runs N] [--streams N] [--stream-mb N] [--settings \"k = v; …\"]"
                 ));
             }
         }
@@ -145,8 +163,7 @@ async fn run(o: Options) -> Result<(), String> {
             println!("== client on two threads (client and proxy compete for both cores)");
         }
         println!(
-            "   {} MB per transfer, median of {} runs, {} KiB client reads/writes",
-            o.bytes / 1_000_000,
+            "   median of {} runs, {} KiB client reads/writes",
             o.runs,
             IO_SIZE / 1024
         );
@@ -164,7 +181,9 @@ struct Ports {
     copy: (u16, u32),
 }
 
-/// One table: every contender `o.runs` times, interleaved.
+/// One table: every contender `o.runs` times, interleaved, with one
+/// bytestream of `o.bytes`, then `o.streams` bytestreams of
+/// `o.stream_bytes` at once (aggregate MB/s).
 async fn measure(
     o: &Options,
     alice: &mut Client,
@@ -172,48 +191,65 @@ async fn measure(
     ports: &Ports,
     threads: usize,
 ) -> Result<(), String> {
-    let mut results: [Vec<(f64, f64)>; 4] = Default::default();
-    for run in 0..o.runs {
-        results[0].push((direct(o.bytes, threads).await?, 0.0));
-        let contenders = [
-            (PROSODY_PROXY, ports.prosody),
-            (SATELLITE_PROXY, ports.satellite),
-            (SATELLITE_COPY, ports.copy),
-        ];
-        for (i, (jid, (port, pid))) in contenders.into_iter().enumerate() {
-            let sid = format!("bench-{threads}-{run}-{i}");
-            let cpu_before = cpu_seconds(pid);
-            let (tx, rx) = through_proxy(alice, bob, jid, port, &sid).await?;
-            let rate = time_transfer(tx, rx, o.bytes, threads).await?;
-            let cpu = cpu_seconds(pid) - cpu_before;
-            results[i + 1].push((rate, cpu));
-        }
+    let mut shapes = vec![(1, o.bytes)];
+    if o.streams > 0 {
+        shapes.push((o.streams, o.stream_bytes));
     }
-    let [d, p, s, c] = results.map(median);
-    println!("   {:<34} {:>10} {:>14}", "", "MB/s", "proxy CPU s");
-    let row = |name: &str, (rate, cpu): (f64, f64)| {
-        println!("   {name:<34} {rate:>10.0} {cpu:>14.2}");
-    };
-    println!(
-        "   {:<34} {:>10.0} {:>14}",
-        "direct loopback (no proxy)", d.0, "-"
-    );
-    row("Prosody mod_proxy65", p);
-    row("satellite proxy65 (splice)", s);
-    row("satellite proxy65 (copy loop)", c);
-    println!(
-        "   satellite / direct loopback: {:>6.1} %",
-        100.0 * s.0 / d.0
-    );
-    println!("   satellite / Prosody:         {:>6.1} x", s.0 / p.0);
-    println!(
-        "   Prosody / direct loopback:   {:>6.1} %",
-        100.0 * p.0 / d.0
-    );
-    println!(
-        "   copy loop / direct loopback: {:>6.1} %",
-        100.0 * c.0 / d.0
-    );
+    for (streams, bytes) in shapes {
+        let mut results: [Vec<(f64, f64)>; 4] = Default::default();
+        for run in 0..o.runs {
+            results[0].push((direct(streams, bytes, threads).await?, 0.0));
+            let contenders = [
+                (PROSODY_PROXY, ports.prosody),
+                (SATELLITE_PROXY, ports.satellite),
+                (SATELLITE_COPY, ports.copy),
+            ];
+            for (i, (jid, (port, pid))) in contenders.into_iter().enumerate() {
+                let mut pairs = Vec::with_capacity(streams);
+                for k in 0..streams {
+                    let sid = format!("bench-{threads}-{streams}-{run}-{i}-{k}");
+                    pairs.push(through_proxy(alice, bob, jid, port, &sid).await?);
+                }
+                let cpu_before = cpu_seconds(pid);
+                let rate = time_transfers(pairs, bytes, threads).await?;
+                let cpu = cpu_seconds(pid) - cpu_before;
+                results[i + 1].push((rate, cpu));
+            }
+        }
+        let [d, p, s, c] = results.map(median);
+        if streams == 1 {
+            println!("   one bytestream of {} MB:", bytes / 1_000_000);
+        } else {
+            println!(
+                "   {streams} bytestreams of {} MB at once (aggregate):",
+                bytes / 1_000_000
+            );
+        }
+        println!("   {:<34} {:>10} {:>14}", "", "MB/s", "proxy CPU s");
+        let row = |name: &str, (rate, cpu): (f64, f64)| {
+            println!("   {name:<34} {rate:>10.0} {cpu:>14.2}");
+        };
+        println!(
+            "   {:<34} {:>10.0} {:>14}",
+            "direct loopback (no proxy)", d.0, "-"
+        );
+        row("Prosody mod_proxy65", p);
+        row("satellite proxy65 (splice)", s);
+        row("satellite proxy65 (copy loop)", c);
+        println!(
+            "   satellite / direct loopback: {:>6.1} %",
+            100.0 * s.0 / d.0
+        );
+        println!("   satellite / Prosody:         {:>6.1} x", s.0 / p.0);
+        println!(
+            "   Prosody / direct loopback:   {:>6.1} %",
+            100.0 * p.0 / d.0
+        );
+        println!(
+            "   copy loop / direct loopback: {:>6.1} %",
+            100.0 * c.0 / d.0
+        );
+    }
     Ok(())
 }
 
@@ -257,16 +293,20 @@ async fn start_satellite(
     Ok(child)
 }
 
-/// MB/s of a plain loopback TCP connection.
-async fn direct(bytes: u64, threads: usize) -> Result<f64, String> {
+/// Aggregate MB/s of `streams` plain loopback TCP connections.
+async fn direct(streams: usize, bytes: u64, threads: usize) -> Result<f64, String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (sender, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let sender = sender.map_err(|e| e.to_string())?;
-    let (receiver, _) = accepted.map_err(|e| e.to_string())?;
-    time_transfer(sender, receiver, bytes, threads).await
+    let mut pairs = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        let (sender, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let sender = sender.map_err(|e| e.to_string())?;
+        let (receiver, _) = accepted.map_err(|e| e.to_string())?;
+        pairs.push((sender, receiver));
+    }
+    time_transfers(pairs, bytes, threads).await
 }
 
 /// An activated bytestream through the proxy at `jid` (SOCKS5 port
@@ -320,16 +360,20 @@ async fn socks_connect(port: u16, hash: &str) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-/// Sends `bytes` from `tx` to `rx` on a client runtime of `threads`
-/// threads; MB/s from the first write to EOF.
-async fn time_transfer(
-    tx: TcpStream,
-    rx: TcpStream,
+/// Sends `bytes` through each (sender, receiver) pair, all at once, on a
+/// client runtime of `threads` threads; aggregate MB/s from the first
+/// write to the last EOF.
+async fn time_transfers(
+    pairs: Vec<(TcpStream, TcpStream)>,
     bytes: u64,
     threads: usize,
 ) -> Result<f64, String> {
-    let tx = tx.into_std().map_err(|e| e.to_string())?;
-    let rx = rx.into_std().map_err(|e| e.to_string())?;
+    let total = bytes * pairs.len() as u64;
+    let pairs = pairs
+        .into_iter()
+        .map(|(tx, rx)| Ok((tx.into_std()?, rx.into_std()?)))
+        .collect::<Result<Vec<_>, std::io::Error>>()
+        .map_err(|e| e.to_string())?;
     let client = std::thread::spawn(move || {
         let mut builder = if threads == 1 {
             tokio::runtime::Builder::new_current_thread()
@@ -343,9 +387,17 @@ async fn time_transfer(
             .build()
             .map_err(|e| format!("client runtime: {e}"))?;
         runtime.block_on(async move {
-            let tx = TcpStream::from_std(tx).map_err(|e| e.to_string())?;
-            let rx = TcpStream::from_std(rx).map_err(|e| e.to_string())?;
-            send_and_receive(tx, rx, bytes).await
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for (tx, rx) in pairs {
+                let tx = TcpStream::from_std(tx).map_err(|e| e.to_string())?;
+                let rx = TcpStream::from_std(rx).map_err(|e| e.to_string())?;
+                tasks.push(tokio::spawn(send_and_receive(tx, rx, bytes)));
+            }
+            for t in tasks {
+                t.await.map_err(|e| format!("transfer: {e}"))??;
+            }
+            Ok(total as f64 / 1e6 / started.elapsed().as_secs_f64())
         })
     });
     tokio::task::spawn_blocking(move || client.join())
@@ -354,8 +406,8 @@ async fn time_transfer(
         .map_err(|_| "client thread panicked".to_owned())?
 }
 
-async fn send_and_receive(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> Result<f64, String> {
-    let started = Instant::now();
+/// Sends `bytes` from `tx` and reads them all from `rx`.
+async fn send_and_receive(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> Result<(), String> {
     let sender = tokio::spawn(async move {
         let chunk = vec![0x5a_u8; IO_SIZE];
         let mut left = bytes;
@@ -378,7 +430,6 @@ async fn send_and_receive(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> R
         }
         got += n as u64;
     }
-    let secs = started.elapsed().as_secs_f64();
     sender
         .await
         .map_err(|e| format!("sender: {e}"))?
@@ -386,7 +437,7 @@ async fn send_and_receive(mut tx: TcpStream, mut rx: TcpStream, bytes: u64) -> R
     if got != bytes {
         return Err(format!("received {got} bytes of {bytes}"));
     }
-    Ok(bytes as f64 / 1e6 / secs)
+    Ok(())
 }
 
 fn median(mut v: Vec<(f64, f64)>) -> (f64, f64) {
