@@ -219,3 +219,37 @@ async fn expired_files_are_swept() {
     );
     component.stop().await;
 }
+
+#[tokio::test]
+async fn a_slot_expires_after_its_lifetime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upload = Upload::new(settings(dir.path(), free_port(), "slot_lifetime = 1"));
+    let (mut server, component) = testing::spawn(|b| b.plugin(upload)).await;
+    let reply = server
+        .iq(request("s1", "filename='late.txt' size='4'"))
+        .await;
+    let (put, get) = urls(&reply);
+    // The window closes after the second the slot was issued in, plus one.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let t = std::time::Duration::from_secs(10);
+    let r = http::request(
+        "PUT",
+        &put,
+        &[("Content-Type", "text/plain")],
+        Body::Bytes(b"late"),
+        Keep::All,
+        t,
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("expired"),
+        "{r:?}"
+    );
+    let r = http::request("GET", &get, &[], Body::None, Keep::All, t)
+        .await
+        .expect("GET");
+    assert_eq!(r.status, 404, "{r:?}");
+    component.stop().await;
+}
