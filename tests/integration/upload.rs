@@ -640,3 +640,29 @@ async fn an_expired_slot_is_refused() {
     assert_eq!(get(&get_url, &[]).await.status, 404);
     service.stop().await;
 }
+
+#[tokio::test]
+async fn works_on_ejabberd_too() {
+    // "Any server": the same service on ejabberd's ejabberd_service
+    // listener; slixmpp finds it in ejabberd's disco#items and uploads.
+    let ejabberd = crate::support::Ejabberd::start(&[(UPLOAD, SECRET)], USERS).await;
+    let dir = temp_dir();
+    let service = Service::start_on(ejabberd.component_port, free_port(), dir.path(), "").await;
+    let mut alice = Client::connect(ejabberd.c2s_port, "alice@localhost", "alice-pw").await;
+    let file = dir.path().join("from-ejabberd.txt");
+    std::fs::write(&file, b"stored through ejabberd").expect("write");
+    let url = alice
+        .upload(file.to_str().expect("utf8"), "text/plain")
+        .await
+        .unwrap_or_else(|e| panic!("slixmpp upload via ejabberd: {e}\n{}", ejabberd.log()));
+    let r = get(&url, &[]).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"stored through ejabberd".as_slice())
+    );
+    let (_, condition, app) =
+        stanza_error(&request_slot(&mut alice, "big", "big.bin", 1 << 40, "").await);
+    assert_eq!(condition, "not-acceptable");
+    assert!(app.is_some_and(|a| a.name() == "file-too-large"));
+    service.stop().await;
+}
