@@ -666,3 +666,74 @@ async fn works_on_ejabberd_too() {
     assert!(app.is_some_and(|a| a.name() == "file-too-large"));
     service.stop().await;
 }
+
+#[tokio::test]
+async fn serves_as_the_back_end_of_ejabberds_external_secret() {
+    // ejabberd's mod_http_upload with `external_secret`: ejabberd issues
+    // the slots (`<user>/<random>/<name>?v=<HMAC>`), satellite stores them.
+    const EXTERNAL: &str = "extupload.localhost";
+    const EXT_SECRET: &str = "shared-with-ejabberd";
+    let port = free_port();
+    let module = [
+        "  mod_http_upload:".to_owned(),
+        format!("    hosts: [\"{EXTERNAL}\"]"),
+        format!("    put_url: \"http://127.0.0.1:{port}\""),
+        format!("    get_url: \"http://127.0.0.1:{port}\""),
+        format!("    external_secret: \"{EXT_SECRET}\""),
+    ]
+    .join("\n")
+        + "\n";
+    let ejabberd = crate::support::Ejabberd::start_with(&[(UPLOAD, SECRET)], USERS, &module).await;
+    let dir = temp_dir();
+    let service = Service::start_on(
+        ejabberd.component_port,
+        port,
+        dir.path(),
+        &format!("external_secret = \"{EXT_SECRET}\"\n"),
+    )
+    .await;
+    let mut alice = Client::connect(ejabberd.c2s_port, "alice@localhost", "alice-pw").await;
+    let reply = alice
+        .iq(&format!(
+            "<iq type='get' id='e1' to='{EXTERNAL}'><request xmlns='{NS}' filename='notes.txt' size='11' content-type='text/plain'/></iq>"
+        ))
+        .await;
+    assert_eq!(
+        reply.attr("type"),
+        Some("result"),
+        "ejabberd's slot: {reply:?}\n{}",
+        ejabberd.log()
+    );
+    let s = reply.get_child("slot", NS).expect("slot");
+    let put_url = s
+        .get_child("put", NS)
+        .and_then(|p| p.attr("url"))
+        .expect("put")
+        .to_owned();
+    let get_url = s
+        .get_child("get", NS)
+        .and_then(|g| g.attr("url"))
+        .expect("get")
+        .to_owned();
+    assert!(put_url.contains("?v="), "{put_url}");
+    let ty = ("Content-Type", "text/plain");
+    assert_eq!(
+        put(&put_url, &[ty], Body::Bytes(b"hello worl"))
+            .await
+            .status,
+        403,
+        "wrong size"
+    );
+    assert_eq!(
+        put(&put_url, &[ty], Body::Bytes(b"hello ejabb"))
+            .await
+            .status,
+        201
+    );
+    let r = get(&get_url, &[]).await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, b"hello ejabb".as_slice())
+    );
+    service.stop().await;
+}

@@ -60,6 +60,8 @@ pub struct Ejabberd {
     /// Components declared: (jid, secret).
     pub components: Vec<(String, String)>,
     users: Vec<(String, String)>,
+    /// More `modules:` entries (YAML, indented by two spaces).
+    extra_modules: String,
     cookie: String,
     tempdir: Option<tempfile::TempDir>,
     child: Option<Child>,
@@ -73,6 +75,16 @@ impl Ejabberd {
     /// startup. Returns once the users are registered and both ports accept
     /// connections.
     pub async fn start(components: &[(&str, &str)], users: &[(&str, &str)]) -> Ejabberd {
+        Self::start_with(components, users, "").await
+    }
+
+    /// Like [`start`](Self::start), with more entries for `modules:`
+    /// (YAML, each line indented by two spaces, e.g. `  mod_http_upload:`).
+    pub async fn start_with(
+        components: &[(&str, &str)],
+        users: &[(&str, &str)],
+        extra_modules: &str,
+    ) -> Ejabberd {
         super::require_executable(ERL);
         super::require_executable("/usr/sbin/ejabberdctl");
         let tempdir = super::temp_dir("satellite-ejabberd-");
@@ -96,6 +108,7 @@ impl Ejabberd {
                 .iter()
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
+            extra_modules: extra_modules.to_owned(),
             cookie: format!(
                 "satellite{}{}",
                 tag.replace('-', "x"),
@@ -265,6 +278,7 @@ modules:
   mod_version: {}
 "#,
         );
+        cfg.push_str(&self.extra_modules);
         cfg
     }
 

@@ -22,6 +22,29 @@ pub fn parse(path: &str) -> Option<(String, String)> {
     Some((id.to_owned(), filename.into_owned()))
 }
 
+/// The decoded path below the public URL's own path (`/files/a/b.txt`
+/// with a public URL of `https://host/files/` → `a/b.txt`); a path without
+/// that prefix (a reverse proxy stripped it) is taken whole.
+pub fn relative_path(path: &str, public_url: &str) -> Option<String> {
+    let prefix = public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("/");
+    let rest = path.strip_prefix(prefix).unwrap_or(path);
+    let segments: Option<Vec<String>> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|d| d.into_owned())
+        })
+        .collect();
+    Some(segments?.join("/"))
+}
+
 /// The value of `key` in a query string (percent-decoded).
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
@@ -52,6 +75,24 @@ mod tests {
         assert_eq!(parse("/../a.txt"), None);
         assert_eq!(parse("/AbCdEfGh12/a%2Fb"), None);
         assert_eq!(parse("/AbCdEfGh12/%FF"), None);
+    }
+
+    #[test]
+    fn relative_to_the_public_url() {
+        let r = |p, u| relative_path(p, u);
+        assert_eq!(
+            r("/abc/a%20b.txt", "http://h:1/").as_deref(),
+            Some("abc/a b.txt")
+        );
+        assert_eq!(
+            r("/files/u/r/f.txt", "https://h/files/").as_deref(),
+            Some("u/r/f.txt")
+        );
+        assert_eq!(
+            r("/u/r/f.txt", "https://h/files/").as_deref(),
+            Some("u/r/f.txt")
+        );
+        assert_eq!(r("/a/%FF", "http://h/"), None);
     }
 
     #[test]

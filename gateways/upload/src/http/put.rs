@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use satellite::Secret;
 
-use super::path::{parse, query_param};
+use super::path::{parse, query_param, relative_path};
 use super::reply;
 use crate::catalog::{Catalog, Entry};
 use crate::service::{Service, now};
@@ -239,20 +239,34 @@ async fn authorize(
             "forged",
             "the external upload back end is not enabled",
         ))?;
+        // The server signed the whole path under its upload URL (Prosody:
+        // `<uuid>/<name>`, ejabberd: `<user>/<random>/<name>`).
+        let signed = relative_path(parts.uri.path(), &service.settings.public_url).ok_or((
+            StatusCode::NOT_FOUND,
+            "no_slot",
+            "no such upload slot",
+        ))?;
         let ty = if raw_type.is_empty() {
             crate::slot::DEFAULT_TYPE
         } else {
             raw_type
         };
-        return verify_external(secret.expose().as_bytes(), version, &mac, path, length, ty)
-            .map(|()| Authority::External)
-            .map_err(|_| {
-                (
-                    StatusCode::FORBIDDEN,
-                    "forged",
-                    "invalid upload authorisation",
-                )
-            });
+        return verify_external(
+            secret.expose().as_bytes(),
+            version,
+            &mac,
+            &signed,
+            length,
+            ty,
+        )
+        .map(|()| Authority::External)
+        .map_err(|_| {
+            (
+                StatusCode::FORBIDDEN,
+                "forged",
+                "invalid upload authorisation",
+            )
+        });
     }
     Err((
         StatusCode::UNAUTHORIZED,
