@@ -65,6 +65,17 @@ pub struct Usage {
     pub bytes: u64,
 }
 
+/// What the admins' `stats` command shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Completed files and their bytes.
+    pub usage: Usage,
+    /// Slots issued whose PUT window is still open.
+    pub open_slots: u64,
+    /// Distinct uploaders with a stored file.
+    pub owners: u64,
+}
+
 /// The catalog handle; cheap to clone.
 #[derive(Clone)]
 pub struct Catalog {
@@ -292,6 +303,29 @@ impl Catalog {
                 })
             },
         )
+    }
+}
+
+impl Catalog {
+    /// Figures for the admins' `stats` command.
+    pub fn stats(conn: &mut Connection, now: i64) -> Result<Stats, rusqlite::Error> {
+        let usage = Self::usage(conn)?;
+        let count = |n: i64| n.max(0) as u64;
+        let open_slots = conn.query_row(
+            "SELECT COUNT(*) FROM files WHERE completed IS NULL AND slot_expires >= ?1",
+            params![now],
+            |r| r.get(0),
+        )?;
+        let owners = conn.query_row(
+            "SELECT COUNT(DISTINCT owner) FROM files WHERE completed IS NOT NULL AND owner IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Stats {
+            usage,
+            open_slots: count(open_slots),
+            owners: count(owners),
+        })
     }
 }
 

@@ -60,11 +60,13 @@
 //! - [`http`]: routes, safety headers, CORS, GET/HEAD, PUT, listener.
 //! - [`sweep`]: expiry and cleanup.
 //! - [`service`]: the state both sides share; [`metrics`]: Prometheus.
-//! - [`plugin`]: the XMPP side.
+//! - [`plugin`]: the XMPP side; [`commands`]: the admins' `stats` and
+//!   `delete` ad-hoc commands.
 
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod commands;
 pub mod config;
 mod fs_io;
 pub mod http;

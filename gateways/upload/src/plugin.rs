@@ -1,8 +1,9 @@
 //! The XMPP side: disco (identity, feature, `max-file-size` form), slot
 //! requests, and starting the HTTP server and the sweep.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use satellite::adhoc::AdhocCommand;
 use satellite::xmpp::data_forms::{DataForm, DataFormType, Field};
 use satellite::xmpp::http_upload::SlotResult;
 use satellite::{
@@ -10,6 +11,7 @@ use satellite::{
     Scope, async_trait,
 };
 
+use crate::commands::{Delete, Started, Stats};
 use crate::config::Settings;
 use crate::request::{NS, SlotRequest};
 use crate::service::Service;
@@ -17,8 +19,8 @@ use crate::service::Service;
 /// The upload plugin: one per component.
 pub struct Upload {
     settings: Settings,
-    /// Opened by `on_start`.
-    service: OnceLock<Arc<Service>>,
+    /// Opened by `on_start`; shared with the admin commands.
+    service: Started,
 }
 
 impl Upload {
@@ -26,7 +28,7 @@ impl Upload {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
-            service: OnceLock::new(),
+            service: Started::default(),
         }
     }
 
@@ -57,6 +59,13 @@ impl Plugin for Upload {
 
     fn iq_routes(&self) -> Vec<IqRoute> {
         vec![IqRoute::get(NS, "request").scope(Scope::Domain)]
+    }
+
+    fn commands(&self) -> Vec<Arc<dyn AdhocCommand>> {
+        vec![
+            Arc::new(Stats(Arc::clone(&self.service))),
+            Arc::new(Delete(Arc::clone(&self.service))),
+        ]
     }
 
     async fn on_start(&self, cx: &Context) -> Result<(), BoxError> {

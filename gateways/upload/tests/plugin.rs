@@ -253,3 +253,94 @@ async fn a_slot_expires_after_its_lifetime() {
     assert_eq!(r.status, 404, "{r:?}");
     component.stop().await;
 }
+
+const COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+fn command(from: &str, id: &str, inner: &str) -> satellite::Element {
+    stanza(&format!(
+        "<iq type='set' id='{id}' from='{from}' to='upload.test'>{inner}</iq>"
+    ))
+}
+
+#[tokio::test]
+async fn admins_see_stats_and_delete_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let upload = Upload::new(settings(dir.path(), free_port(), ""));
+    let (mut server, component) = testing::spawn_with(
+        |mut c| {
+            c.admins = vec!["boss@test".parse().expect("jid")];
+            c
+        },
+        |b| b.plugin(upload),
+    )
+    .await;
+    let reply = server
+        .iq(request("s1", "filename='bad.txt' size='3'"))
+        .await;
+    let (put, get) = urls(&reply);
+    let t = std::time::Duration::from_secs(10);
+    let r = http::request("PUT", &put, &[], Body::Bytes(b"bad"), Keep::All, t)
+        .await
+        .expect("PUT");
+    assert_eq!(r.status, 201);
+
+    // Not for ordinary users.
+    let reply = server
+        .iq(command(
+            "user@test/r",
+            "c0",
+            &format!("<command xmlns='{COMMANDS}' node='delete' action='execute'/>"),
+        ))
+        .await;
+    assert_stanza_error!(reply, DefinedCondition::Forbidden);
+
+    let reply = server
+        .iq(command(
+            "boss@test/r",
+            "c1",
+            &format!("<command xmlns='{COMMANDS}' node='stats' action='execute'/>"),
+        ))
+        .await;
+    let xml = String::from(&reply);
+    assert!(
+        xml.contains("<field var='stored-files'><value>1</value>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<field var='stored-bytes'><value>3</value>"),
+        "{xml}"
+    );
+
+    let reply = server
+        .iq(command(
+            "boss@test/r",
+            "c2",
+            &format!("<command xmlns='{COMMANDS}' node='delete' action='execute'/>"),
+        ))
+        .await;
+    let session = reply
+        .get_child("command", COMMANDS)
+        .and_then(|c| c.attr("sessionid"))
+        .expect("session")
+        .to_owned();
+    let reply = server
+        .iq(command(
+            "boss@test/r",
+            "c3",
+            &format!(
+                "<command xmlns='{COMMANDS}' node='delete' sessionid='{session}' action='complete'>\
+                 <x xmlns='jabber:x:data' type='submit'><field var='url'><value>{get}</value></field></x></command>"
+            ),
+        ))
+        .await;
+    assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
+    assert!(
+        String::from(&reply).contains("Deleted bad.txt (3 bytes"),
+        "{reply:?}"
+    );
+    let r = http::request("GET", &get, &[], Body::None, Keep::All, t)
+        .await
+        .expect("GET");
+    assert_eq!(r.status, 404);
+    component.stop().await;
+}
