@@ -318,9 +318,13 @@ impl Settings {
         self.allowed_types.is_empty() || self.allowed_types.iter().any(|p| p.matches(content_type))
     }
 
-    /// Whether files of `content_type` are shown inline in browsers.
+    /// Whether files of `content_type` are shown inline in browsers. Types
+    /// that can carry scripts or markup (SVG, HTML, XML) never are, whatever
+    /// `inline_types` says: `image/*` must not make an SVG a web page.
     pub fn inline(&self, content_type: &str) -> bool {
-        self.inline_types.iter().any(|p| p.matches(content_type))
+        let scriptable = crate::mime::essence(content_type)
+            .is_none_or(|t| ["svg", "html", "xml", "script"].iter().any(|w| t.contains(w)));
+        !scriptable && self.inline_types.iter().any(|p| p.matches(content_type))
     }
 
     /// `Cache-Control: max-age` for served files: their remaining life is
@@ -394,6 +398,7 @@ mod tests {
         assert!(s.type_allowed("application/x-anything"));
         assert!(s.inline("image/png"));
         assert!(!s.inline("text/html"));
+        assert!(!s.inline("image/svg+xml"), "an SVG is never inline");
         assert_eq!(s.expire_after, Some(Duration::from_secs(604800)));
         assert!(s.external_secret.is_none());
         let sized = load("max_file_size = 1000").expect("valid");
