@@ -523,6 +523,30 @@ async fn a_slot_survives_a_restart_of_the_service() {
     service.stop().await;
 }
 
+/// A slot from the XMPP server's own upload module at `to` (11 bytes of
+/// text/plain, `notes.txt`): (PUT URL, GET URL).
+async fn server_slot(client: &mut Client, to: &str, log: impl Fn() -> String) -> (String, String) {
+    let reply = client
+        .iq(&format!(
+            "<iq type='get' id='e1' to='{to}'><request xmlns='{NS}' filename='notes.txt' size='11' content-type='text/plain'/></iq>"
+        ))
+        .await;
+    assert_eq!(
+        reply.attr("type"),
+        Some("result"),
+        "the server's slot: {reply:?}\n{}",
+        log()
+    );
+    let s = reply.get_child("slot", NS).expect("slot");
+    let url = |name: &str| {
+        s.get_child(name, NS)
+            .and_then(|e| e.attr("url"))
+            .unwrap_or_else(|| panic!("no {name} url"))
+            .to_owned()
+    };
+    (url("put"), url("get"))
+}
+
 #[tokio::test]
 async fn serves_as_the_back_end_of_prosodys_mod_http_upload_external() {
     const EXTERNAL: &str = "extupload.localhost";
@@ -544,28 +568,7 @@ async fn serves_as_the_back_end_of_prosodys_mod_http_upload_external() {
     )
     .await;
     let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
-    let reply = alice
-        .iq(&format!(
-            "<iq type='get' id='e1' to='{EXTERNAL}'><request xmlns='{NS}' filename='notes.txt' size='11' content-type='text/plain'/></iq>"
-        ))
-        .await;
-    assert_eq!(
-        reply.attr("type"),
-        Some("result"),
-        "Prosody's slot: {reply:?}\n{}",
-        prosody.log()
-    );
-    let s = reply.get_child("slot", NS).expect("slot");
-    let put_url = s
-        .get_child("put", NS)
-        .and_then(|p| p.attr("url"))
-        .expect("put")
-        .to_owned();
-    let get_url = s
-        .get_child("get", NS)
-        .and_then(|g| g.attr("url"))
-        .expect("get")
-        .to_owned();
+    let (put_url, get_url) = server_slot(&mut alice, EXTERNAL, || prosody.log()).await;
     assert!(put_url.contains("?v2="), "{put_url}");
 
     let ty = ("Content-Type", "text/plain");
@@ -693,28 +696,7 @@ async fn serves_as_the_back_end_of_ejabberds_external_secret() {
     )
     .await;
     let mut alice = Client::connect(ejabberd.c2s_port, "alice@localhost", "alice-pw").await;
-    let reply = alice
-        .iq(&format!(
-            "<iq type='get' id='e1' to='{EXTERNAL}'><request xmlns='{NS}' filename='notes.txt' size='11' content-type='text/plain'/></iq>"
-        ))
-        .await;
-    assert_eq!(
-        reply.attr("type"),
-        Some("result"),
-        "ejabberd's slot: {reply:?}\n{}",
-        ejabberd.log()
-    );
-    let s = reply.get_child("slot", NS).expect("slot");
-    let put_url = s
-        .get_child("put", NS)
-        .and_then(|p| p.attr("url"))
-        .expect("put")
-        .to_owned();
-    let get_url = s
-        .get_child("get", NS)
-        .and_then(|g| g.attr("url"))
-        .expect("get")
-        .to_owned();
+    let (put_url, get_url) = server_slot(&mut alice, EXTERNAL, || ejabberd.log()).await;
     assert!(put_url.contains("?v="), "{put_url}");
     let ty = ("Content-Type", "text/plain");
     assert_eq!(

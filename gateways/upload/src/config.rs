@@ -322,8 +322,11 @@ impl Settings {
     /// that can carry scripts or markup (SVG, HTML, XML) never are, whatever
     /// `inline_types` says: `image/*` must not make an SVG a web page.
     pub fn inline(&self, content_type: &str) -> bool {
-        let scriptable = crate::mime::essence(content_type)
-            .is_none_or(|t| ["svg", "html", "xml", "script"].iter().any(|w| t.contains(w)));
+        let scriptable = crate::mime::essence(content_type).is_none_or(|t| {
+            ["svg", "html", "xml", "script"]
+                .iter()
+                .any(|w| t.contains(w))
+        });
         !scriptable && self.inline_types.iter().any(|p| p.matches(content_type))
     }
 
