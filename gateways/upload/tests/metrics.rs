@@ -28,7 +28,7 @@ async fn uploads_refusals_and_storage_are_counted() {
         "upload.test",
         &dir.path().join("upload.toml").to_string_lossy(),
         &format!(
-            "listen = \"127.0.0.1:{}\"\nstorage_dir = \"files\"\nallow = [\"test\"]\nmax_file_size = 100\n",
+            "listen = \"127.0.0.1:{}\"\nstorage_dir = \"files\"\nallow = [\"test\"]\nmin_free_space = 0\nmax_file_size = 100\n",
             free_port()
         ),
     )

@@ -19,7 +19,7 @@ fn settings(dir: &Path, port: u16, extra: &str) -> Settings {
     );
     c.source = dir.join("upload.toml");
     c.settings = toml::from_str(&format!(
-        "listen = \"127.0.0.1:{port}\"\nstorage_dir = \"{}\"\nallow = [\"test\"]\n{extra}",
+        "listen = \"127.0.0.1:{port}\"\nstorage_dir = \"{}\"\nallow = [\"test\"]\nmin_free_space = 0\n{extra}",
         dir.display()
     ))
     .expect("toml");
@@ -342,5 +342,17 @@ async fn admins_see_stats_and_delete_a_file() {
         .await
         .expect("GET");
     assert_eq!(r.status, 404);
+    component.stop().await;
+}
+
+#[tokio::test]
+async fn slots_are_refused_when_the_disk_is_nearly_full() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // More free space than any disk has.
+    let mut s = settings(dir.path(), free_port(), "");
+    s.min_free_space = u64::MAX / 2;
+    let (mut server, component) = testing::spawn(|b| b.plugin(Upload::new(s))).await;
+    let reply = server.iq(request("s1", "filename='a.txt' size='1'")).await;
+    assert_stanza_error!(reply, DefinedCondition::ResourceConstraint);
     component.stop().await;
 }

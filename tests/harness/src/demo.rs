@@ -77,7 +77,8 @@ impl Demo {
                     crate::free_port()
                 )),
                 "upload" => text.push_str(&format!(
-                    "[component.settings]\nlisten = \"127.0.0.1:{}\"\nstorage_dir = \"upload-files\"\n",
+                    "[component.settings]\nlisten = \"127.0.0.1:{}\"\nstorage_dir = \"upload-files\"\n\
+                     min_free_space = 16777216\n",
                     crate::free_port()
                 )),
                 _ => {}
