@@ -170,25 +170,14 @@ impl Catalog {
                 return Ok(Err(refusal));
             }
         }
-        tx.execute(
-            "INSERT INTO files (id, owner, filename, size, content_type, created, slot_expires, completed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-            params![
-                entry.id,
-                entry.owner,
-                entry.filename,
-                entry.size as i64,
-                entry.content_type,
-                entry.created,
-                entry.slot_expires,
-            ],
-        )?;
+        insert(&tx, "INSERT", entry)?;
         tx.commit()?;
         Ok(Ok(()))
     }
 
-    /// Marks an upload complete; records it if no slot row exists (an
-    /// upload through a server's own slots, or a row swept meanwhile).
+    /// Marks an upload complete at `now`; records `entry` as a completed
+    /// file if no slot row exists (an upload through a server's own slots,
+    /// or a row swept meanwhile).
     pub fn complete(conn: &mut Connection, entry: &Entry, now: i64) -> Result<(), rusqlite::Error> {
         let updated = conn.execute(
             "UPDATE files SET completed = ?2, content_type = COALESCE(content_type, ?3)
@@ -196,18 +185,11 @@ impl Catalog {
             params![entry.id, now, entry.content_type],
         )?;
         if updated == 0 {
-            conn.execute(
-                "INSERT OR IGNORE INTO files (id, owner, filename, size, content_type, created, slot_expires, completed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
-                params![
-                    entry.id,
-                    entry.owner,
-                    entry.filename,
-                    entry.size as i64,
-                    entry.content_type,
-                    now
-                ],
-            )?;
+            let done = Entry {
+                completed: Some(now),
+                ..entry.clone()
+            };
+            insert(conn, "INSERT OR IGNORE", &done)?;
         }
         Ok(())
     }
@@ -215,21 +197,9 @@ impl Catalog {
     /// The row of a slot id.
     pub fn get(conn: &mut Connection, id: &str) -> Result<Option<Entry>, rusqlite::Error> {
         conn.query_row(
-            "SELECT id, owner, filename, size, content_type, created, slot_expires, completed
-             FROM files WHERE id = ?1",
+            &format!("SELECT {COLUMNS} FROM files WHERE id = ?1"),
             params![id],
-            |r| {
-                Ok(Entry {
-                    id: r.get(0)?,
-                    owner: r.get(1)?,
-                    filename: r.get(2)?,
-                    size: r.get::<_, i64>(3)?.max(0) as u64,
-                    content_type: r.get(4)?,
-                    created: r.get(5)?,
-                    slot_expires: r.get(6)?,
-                    completed: r.get(7)?,
-                })
-            },
+            entry_of,
         )
         .optional()
     }
@@ -263,20 +233,11 @@ impl Catalog {
 
     /// Slots whose PUT window closed without a completion being recorded.
     pub fn unfinished(conn: &mut Connection, now: i64) -> Result<Vec<Entry>, rusqlite::Error> {
-        let ids: Vec<String> = {
-            let mut stmt = conn.prepare(
-                "SELECT id FROM files WHERE completed IS NULL AND slot_expires < ?1 LIMIT 10000",
-            )?;
-            let rows = stmt.query_map(params![now], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(e) = Self::get(conn, &id)? {
-                out.push(e);
-            }
-        }
-        Ok(out)
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM files WHERE completed IS NULL AND slot_expires < ?1 LIMIT 10000"
+        ))?;
+        let rows = stmt.query_map(params![now], entry_of)?;
+        rows.collect()
     }
 
     /// Deletes rows.
@@ -304,9 +265,7 @@ impl Catalog {
             },
         )
     }
-}
 
-impl Catalog {
     /// Figures for the admins' `stats` command.
     pub fn stats(conn: &mut Connection, now: i64) -> Result<Stats, rusqlite::Error> {
         let usage = Self::usage(conn)?;
@@ -327,6 +286,40 @@ impl Catalog {
             owners: count(owners),
         })
     }
+}
+
+/// The columns of a row, in [`entry_of`]'s order.
+const COLUMNS: &str = "id, owner, filename, size, content_type, created, slot_expires, completed";
+
+/// A row selected with [`COLUMNS`].
+fn entry_of(r: &rusqlite::Row<'_>) -> Result<Entry, rusqlite::Error> {
+    Ok(Entry {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        filename: r.get(2)?,
+        size: r.get::<_, i64>(3)?.max(0) as u64,
+        content_type: r.get(4)?,
+        created: r.get(5)?,
+        slot_expires: r.get(6)?,
+        completed: r.get(7)?,
+    })
+}
+
+/// Writes a row (`verb`: `INSERT`, or `INSERT OR IGNORE`).
+fn insert(conn: &Connection, verb: &str, e: &Entry) -> Result<usize, rusqlite::Error> {
+    conn.execute(
+        &format!("{verb} INTO files ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+        params![
+            e.id,
+            e.owner,
+            e.filename,
+            e.size as i64,
+            e.content_type,
+            e.created,
+            e.slot_expires,
+            e.completed
+        ],
+    )
 }
 
 /// (when the bytes leave, size) rows, ordered by when they leave.

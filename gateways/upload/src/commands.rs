@@ -3,23 +3,13 @@
 //! - `delete`: remove one file by its URL at once (abuse reports,
 //!   mistakes), without waiting for it to expire.
 
-use std::sync::{Arc, OnceLock};
-
 use satellite::adhoc::{Access, AdhocCommand, CommandSession, Step};
 use satellite::xmpp::data_forms::{DataForm, DataFormType, Field, FieldType};
 use satellite::{Context, HandlerError, async_trait};
 
 use crate::catalog::Catalog;
-use crate::service::{Service, now};
-
-/// The running service, once `on_start` has opened it.
-pub type Started = Arc<OnceLock<Arc<Service>>>;
-
-fn service(started: &Started) -> Result<&Arc<Service>, HandlerError> {
-    started
-        .get()
-        .ok_or_else(|| HandlerError::internal("the upload service has not started"))
-}
+use crate::http::path::{parse, url_path};
+use crate::service::{Started, now, started};
 
 /// `stats`: stored files and bytes, open slots, uploaders, free disk.
 pub struct Stats(pub Started);
@@ -36,7 +26,7 @@ impl AdhocCommand for Stats {
         Access::Admins
     }
     async fn execute(&self, _cx: &Context, _s: &mut CommandSession) -> Result<Step, HandlerError> {
-        let service = service(&self.0)?;
+        let service = started(&self.0)?;
         let t = now();
         let stats = service
             .catalog
@@ -79,35 +69,23 @@ impl AdhocCommand for Delete {
             let form = DataForm::new(DataFormType::Form, "urn:satellite:upload:delete", vec![url]);
             return Ok(Step::form(form));
         }
-        let service = service(&self.0)?;
-        let url = s.value("url").unwrap_or_default().trim().to_owned();
-        let path = url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-            .map(|p| p.split(['?', '#']).next().unwrap_or(p))
-            .unwrap_or(&url);
-        let (id, filename) = crate::http::path::parse(path)
+        let service = started(&self.0)?;
+        let url = s.value("url").unwrap_or_default().trim();
+        let (id, filename) = parse(url_path(url))
             .ok_or_else(|| HandlerError::bad_request("that is not the URL of an uploaded file"))?;
-        let lookup = id.clone();
         let entry = service
-            .catalog
-            .run(move |c| Catalog::get(c, &lookup))
+            .find(&id, &filename)
             .await
             .map_err(HandlerError::internal)?
-            .filter(|e| e.filename == filename)
             .ok_or_else(HandlerError::item_not_found)?;
-        service
-            .storage
-            .remove(&id)
+        if service
+            .delete(vec![id.clone()])
             .await
-            .map_err(HandlerError::internal)?;
-        let ids = vec![id.clone()];
-        service
-            .catalog
-            .run(move |c| Catalog::remove(c, &ids))
-            .await
-            .map_err(HandlerError::internal)?;
+            .map_err(HandlerError::internal)?
+            .is_empty()
+        {
+            return Err(HandlerError::internal("the file could not be deleted"));
+        }
         let _ = service.update_usage().await;
         tracing::info!(%id, by = %s.requester, "upload: file deleted by an admin");
         Ok(Step::done().note_info(format!(

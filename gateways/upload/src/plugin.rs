@@ -7,14 +7,14 @@ use satellite::adhoc::AdhocCommand;
 use satellite::xmpp::data_forms::{DataForm, DataFormType, Field};
 use satellite::xmpp::http_upload::SlotResult;
 use satellite::{
-    BoxError, ComponentConfig, Context, Disco, HandlerError, IqRequest, IqResult, IqRoute, Plugin,
-    Scope, async_trait,
+    BoxError, ComponentConfig, Context, Disco, IqRequest, IqResult, IqRoute, Plugin, Scope,
+    async_trait,
 };
 
-use crate::commands::{Delete, Started, Stats};
+use crate::commands::{Delete, Stats};
 use crate::config::Settings;
 use crate::request::{NS, SlotRequest};
-use crate::service::Service;
+use crate::service::{Service, Started, started};
 
 /// The upload plugin: one per component.
 pub struct Upload {
@@ -35,11 +35,6 @@ impl Upload {
     /// An upload service configured by a component's `[component.settings]`.
     pub fn from_config(config: &ComponentConfig) -> Result<Self, BoxError> {
         Ok(Self::new(Settings::load(config)?))
-    }
-
-    /// The running service (after `on_start`), for tests and tools.
-    pub fn service(&self) -> Option<Arc<Service>> {
-        self.service.get().cloned()
     }
 }
 
@@ -100,10 +95,7 @@ impl Plugin for Upload {
     }
 
     async fn handle_iq(&self, _cx: &Context, iq: IqRequest) -> IqResult {
-        let service = self
-            .service
-            .get()
-            .ok_or_else(|| HandlerError::internal("the upload service has not started"))?;
+        let service = started(&self.service)?;
         let request = SlotRequest::parse(&iq.payload)?;
         let slot = crate::slot::issue(service, &iq.from, request).await?;
         Ok(Some(SlotResult::from(slot).into()))

@@ -4,16 +4,28 @@
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use satellite::BoxError;
+use satellite::{BoxError, HandlerError};
 
-use crate::catalog::{Catalog, Usage};
+use crate::catalog::{Catalog, Entry, Usage};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::storage::{FsStorage, Storage};
 use crate::token::SlotKey;
+
+/// The running service, once the plugin's `on_start` has opened it; shared
+/// by the plugin and its ad-hoc commands.
+pub type Started = Arc<OnceLock<Arc<Service>>>;
+
+/// The service behind `started`, or an internal error before the start
+/// (which cannot happen once the component is connected).
+pub fn started(started: &Started) -> Result<&Arc<Service>, HandlerError> {
+    started
+        .get()
+        .ok_or_else(|| HandlerError::internal("the upload service has not started"))
+}
 
 /// The service's state.
 pub struct Service {
@@ -36,8 +48,7 @@ impl Service {
     /// on first use). Errors name the path.
     pub fn open(settings: Settings) -> Result<Arc<Self>, BoxError> {
         let dir = settings.storage_dir.clone();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("storage_dir `{}`: cannot create: {e}", dir.display()))?;
+        // Creates `dir` too.
         let storage = FsStorage::open(&dir, settings.fsync)
             .map_err(|e| format!("storage_dir `{}`: {e}", dir.display()))?;
         let catalog_path = dir.join("catalog.sqlite3");
@@ -75,6 +86,31 @@ impl Service {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The file at `<id>/<filename>`, as the catalog records it.
+    pub async fn find(&self, id: &str, filename: &str) -> Result<Option<Entry>, rusqlite::Error> {
+        let lookup = id.to_owned();
+        let entry = self.catalog.run(move |c| Catalog::get(c, &lookup)).await?;
+        Ok(entry.filter(|e| e.filename == filename))
+    }
+
+    /// Deletes files and then their catalog rows; a file that cannot be
+    /// deleted keeps its row (the next sweep tries again). Returns the ids
+    /// deleted.
+    pub async fn delete(&self, ids: Vec<String>) -> Result<Vec<String>, rusqlite::Error> {
+        let mut gone = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.storage.remove(&id).await {
+                Ok(()) => gone.push(id),
+                Err(e) => tracing::error!(%id, error = %e, "upload: cannot delete a file"),
+            }
+        }
+        if !gone.is_empty() {
+            let rows = gone.clone();
+            self.catalog.run(move |c| Catalog::remove(c, &rows)).await?;
+        }
+        Ok(gone)
     }
 
     /// Refreshes the storage gauges from the catalog.

@@ -72,22 +72,9 @@ pub async fn sweep(service: &Service) -> Result<Swept, BoxError> {
         .catalog
         .run(move |c| Catalog::expired(c, t, expire_after))
         .await?;
-    let mut gone = Vec::with_capacity(files.len());
-    for id in files {
-        match service.storage.remove(&id).await {
-            Ok(()) => gone.push(id),
-            Err(e) => tracing::error!(%id, error = %e, "upload: cannot delete an expired file"),
-        }
-    }
-    swept.expired = gone.len();
-    swept.unused = unused.len();
-    gone.extend(unused);
-    if !gone.is_empty() {
-        service
-            .catalog
-            .run(move |c| Catalog::remove(c, &gone))
-            .await?;
-    }
+    swept.expired = service.delete(files).await?.len();
+    // Unused slots have no file; deleting one is a no-op.
+    swept.unused = service.delete(unused).await?.len();
 
     let idle = service.settings.idle_timeout.max(Duration::from_secs(1));
     swept.partials = service

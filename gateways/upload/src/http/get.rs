@@ -22,7 +22,7 @@ use percent_encoding::utf8_percent_encode;
 
 use super::path::parse;
 use super::reply;
-use crate::catalog::{Catalog, Entry};
+use crate::catalog::Entry;
 use crate::service::Service;
 
 /// The GET and HEAD handler.
@@ -31,10 +31,9 @@ pub async fn get(service: Arc<Service>, parts: Parts) -> Response {
     let Some((id, filename)) = parse(parts.uri.path()) else {
         return not_found();
     };
-    let lookup = id.clone();
-    let entry = match service.catalog.run(move |c| Catalog::get(c, &lookup)).await {
-        Ok(Some(e)) if e.filename == filename => e,
-        Ok(_) => return not_found(),
+    let entry = match service.find(&id, &filename).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return not_found(),
         Err(e) => {
             tracing::error!(%id, error = %e, "upload: catalog lookup failed");
             return reply(StatusCode::INTERNAL_SERVER_ERROR, "storage error");

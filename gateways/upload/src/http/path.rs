@@ -22,15 +22,21 @@ pub fn parse(path: &str) -> Option<(String, String)> {
     Some((id.to_owned(), filename.into_owned()))
 }
 
+/// The path of an absolute URL (`https://host/a/b?q` → `/a/b`); a string
+/// that is not an absolute URL is taken as a path already.
+pub fn url_path(url: &str) -> &str {
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    };
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
 /// The decoded path below the public URL's own path (`/files/a/b.txt`
 /// with a public URL of `https://host/files/` → `a/b.txt`); a path without
 /// that prefix (a reverse proxy stripped it) is taken whole.
 pub fn relative_path(path: &str, public_url: &str) -> Option<String> {
-    let prefix = public_url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-        .unwrap_or("/");
+    let prefix = url_path(public_url);
     let rest = path.strip_prefix(prefix).unwrap_or(path);
     let segments: Option<Vec<String>> = rest
         .split('/')
@@ -75,6 +81,13 @@ mod tests {
         assert_eq!(parse("/../a.txt"), None);
         assert_eq!(parse("/AbCdEfGh12/a%2Fb"), None);
         assert_eq!(parse("/AbCdEfGh12/%FF"), None);
+    }
+
+    #[test]
+    fn paths_of_urls() {
+        assert_eq!(url_path("https://h:1/a/b.txt?token=x#f"), "/a/b.txt");
+        assert_eq!(url_path("https://h"), "/");
+        assert_eq!(url_path("/a/b"), "/a/b");
     }
 
     #[test]

@@ -57,11 +57,28 @@ pub async fn put(service: Arc<Service>, parts: Parts, body: Body) -> Response {
     }
 }
 
+/// A refusal: status, metrics reason, text for the client.
 type Refused = (StatusCode, &'static str, &'static str);
 
+const NO_SLOT: Refused = (StatusCode::NOT_FOUND, "no_slot", "no such upload slot");
+const FORGED: Refused = (
+    StatusCode::FORBIDDEN,
+    "forged",
+    "invalid upload authorisation",
+);
+const CONFLICT: Refused = (
+    StatusCode::CONFLICT,
+    "conflict",
+    "this slot was already used",
+);
+const STORAGE: Refused = (
+    StatusCode::INTERNAL_SERVER_ERROR,
+    "storage",
+    "storage error",
+);
+
 async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Response, Refused> {
-    let (id, filename) =
-        parse(parts.uri.path()).ok_or((StatusCode::NOT_FOUND, "no_slot", "no such upload slot"))?;
+    let (id, filename) = parse(parts.uri.path()).ok_or(NO_SLOT)?;
     let length = content_length(&parts.headers)?;
     let raw_type = parts
         .headers
@@ -82,32 +99,23 @@ async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Re
     )
     .await?;
 
-    let exists = service.storage.stat(&id).await.map_err(|e| {
-        tracing::error!(%id, error = %e, "upload: cannot stat");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage",
-            "storage error",
-        )
-    })?;
-    let conflict = (
-        StatusCode::CONFLICT,
-        "conflict",
-        "this slot was already used",
-    );
-    if exists.is_some() {
-        return Err(conflict);
-    }
-    let _claim = service.claim(&id).ok_or(conflict)?;
-
     let storage_error = |e: std::io::Error| {
         tracing::error!(%id, error = %e, "upload: storage failed");
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "storage",
-            "storage error",
-        )
+        STORAGE
     };
+    // Refused before the body is read (a second PUT); the commit checks
+    // again, for a PUT that raced this one.
+    if service
+        .storage
+        .stat(&id)
+        .await
+        .map_err(storage_error)?
+        .is_some()
+    {
+        return Err(CONFLICT);
+    }
+    let _claim = service.claim(&id).ok_or(CONFLICT)?;
+
     let mut partial = service.storage.create(&id).await.map_err(storage_error)?;
     let idle = service.settings.idle_timeout;
     let mut stream = body.into_data_stream();
@@ -145,31 +153,29 @@ async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Re
     }
     match partial.commit().await {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(conflict),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(CONFLICT),
         Err(e) => return Err(storage_error(e)),
     }
+    // What the catalog records if no slot row exists (an upload through
+    // the server's own slots).
+    let completed = now();
     let entry = Entry {
         id: id.clone(),
         owner: None,
         filename,
         size: length,
         content_type: content_type.or_else(|| Some(crate::slot::DEFAULT_TYPE.to_owned())),
-        created: now(),
-        slot_expires: now(),
-        completed: None,
+        created: completed,
+        slot_expires: completed,
+        completed: Some(completed),
     };
-    let completed = now();
     service
         .catalog
         .run(move |conn| Catalog::complete(conn, &entry, completed))
         .await
         .map_err(|e| {
             tracing::error!(%id, error = %e, "upload: cannot record the upload");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage",
-                "storage error",
-            )
+            STORAGE
         })?;
     service.metrics.uploaded(length);
     tracing::info!(%id, bytes = length, via = ?authority, "upload: stored");
@@ -235,17 +241,14 @@ async fn authorize(
         .find_map(|(key, version)| query_param(query, key).map(|mac| (version, mac)));
     if let Some((version, mac)) = external {
         let secret: &Secret = service.settings.external_secret.as_ref().ok_or((
-            StatusCode::FORBIDDEN,
-            "forged",
+            FORGED.0,
+            FORGED.1,
             "the external upload back end is not enabled",
         ))?;
         // The server signed the whole path under its upload URL (Prosody:
         // `<uuid>/<name>`, ejabberd: `<user>/<random>/<name>`).
-        let signed = relative_path(parts.uri.path(), &service.settings.public_url).ok_or((
-            StatusCode::NOT_FOUND,
-            "no_slot",
-            "no such upload slot",
-        ))?;
+        let signed =
+            relative_path(parts.uri.path(), &service.settings.public_url).ok_or(NO_SLOT)?;
         let ty = if raw_type.is_empty() {
             crate::slot::DEFAULT_TYPE
         } else {
@@ -260,13 +263,7 @@ async fn authorize(
             ty,
         )
         .map(|()| Authority::External)
-        .map_err(|_| {
-            (
-                StatusCode::FORBIDDEN,
-                "forged",
-                "invalid upload authorisation",
-            )
-        });
+        .map_err(|_| FORGED);
     }
     Err((
         StatusCode::UNAUTHORIZED,
@@ -286,18 +283,13 @@ async fn explain_mismatch(
     length: u64,
     content_type: Option<&str>,
 ) -> Refused {
-    let forged = (
-        StatusCode::FORBIDDEN,
-        "forged",
-        "invalid upload authorisation",
-    );
     let id = id.to_owned();
     let Ok(Some(slot)) = service
         .catalog
         .run(move |conn| Catalog::get(conn, &id))
         .await
     else {
-        return forged;
+        return FORGED;
     };
     let slot_type = slot.content_type.clone().unwrap_or_default();
     // At the dawn of time nothing has expired: this checks the MAC only.
@@ -306,7 +298,7 @@ async fn explain_mismatch(
         .verify(token, path, slot.size, &slot_type, i64::MIN)
         .is_err()
     {
-        return forged;
+        return FORGED;
     }
     if length > slot.size {
         (
@@ -327,6 +319,6 @@ async fn explain_mismatch(
             "Content-Type differs from the slot's",
         )
     } else {
-        forged
+        FORGED
     }
 }
