@@ -157,13 +157,11 @@ async fn exchange(
     if expect_continue {
         // Send the body only after 100 Continue; a final status instead
         // means the server refused it unseen.
-        let (status, rest) = read_status_only(&mut tcp).await?;
-        if status != 100 {
-            let mut stream = rest;
-            tcp.read_to_end(&mut stream).await?;
-            return parse_response(&stream, method, keep);
+        let (response, start) = read_head(&mut tcp, &mut pending).await?;
+        if response.status != 100 {
+            return read_body(&mut tcp, response, &pending[start..], method, keep).await;
         }
-        pending = rest;
+        pending.drain(..start);
     }
     match body {
         Body::None => {}
@@ -187,46 +185,13 @@ async fn exchange(
     read_response(&mut tcp, pending, method, keep).await
 }
 
-/// Reads up to the end of the first status line's header block; returns
-/// the status and every byte after that block.
-async fn read_status_only(tcp: &mut TcpStream) -> io::Result<(u16, Vec<u8>)> {
-    let mut buf = Vec::new();
+/// Reads until `buf` holds a whole header block; returns the parsed head
+/// and where the body starts in `buf`.
+async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(Response, usize)> {
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let status = status_of(&buf[..end])?;
-            if status == 100 {
-                return Ok((100, buf[end + 4..].to_vec()));
-            }
-            return Ok((status, buf));
-        }
-        let n = tcp.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed before a status",
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-async fn read_response(
-    tcp: &mut TcpStream,
-    mut buf: Vec<u8>,
-    method: &str,
-    keep: Keep,
-) -> io::Result<Response> {
-    let mut chunk = vec![0u8; 256 * 1024];
-    // The head (skipping interim 1xx responses).
-    let (mut response, body_start) = loop {
-        if let Some(end) = find(&buf, b"\r\n\r\n") {
-            let response = parse_head(&buf[..end])?;
-            if (100..200).contains(&response.status) {
-                buf.drain(..end + 4);
-                continue;
-            }
-            break (response, end + 4);
+        if let Some(end) = find(buf, b"\r\n\r\n") {
+            return Ok((parse_head(&buf[..end])?, end + 4));
         }
         let n = tcp.read(&mut chunk).await?;
         if n == 0 {
@@ -236,7 +201,36 @@ async fn read_response(
             ));
         }
         buf.extend_from_slice(&chunk[..n]);
-    };
+    }
+}
+
+/// Reads a response, skipping interim 1xx ones; `buf` holds bytes already
+/// read.
+async fn read_response(
+    tcp: &mut TcpStream,
+    mut buf: Vec<u8>,
+    method: &str,
+    keep: Keep,
+) -> io::Result<Response> {
+    loop {
+        let (response, start) = read_head(tcp, &mut buf).await?;
+        if (100..200).contains(&response.status) {
+            buf.drain(..start);
+            continue;
+        }
+        return read_body(tcp, response, &buf[start..], method, keep).await;
+    }
+}
+
+/// Reads the body of `response` (`Content-Length` bytes, or to the end),
+/// starting with the bytes already read.
+async fn read_body(
+    tcp: &mut TcpStream,
+    mut response: Response,
+    already: &[u8],
+    method: &str,
+    keep: Keep,
+) -> io::Result<Response> {
     let no_body = method == "HEAD" || matches!(response.status, 204 | 304);
     let expected: Option<u64> = if no_body {
         Some(0)
@@ -255,7 +249,8 @@ async fn read_response(
             response.body.extend_from_slice(bytes);
         }
     };
-    take(&buf[body_start..], &mut response);
+    take(already, &mut response);
+    let mut chunk = vec![0u8; 256 * 1024];
     while expected.is_none_or(|e| response.body_len < e) {
         let n = tcp.read(&mut chunk).await?;
         if n == 0 {
@@ -271,28 +266,15 @@ async fn read_response(
     Ok(response)
 }
 
-fn parse_response(bytes: &[u8], method: &str, keep: Keep) -> io::Result<Response> {
-    let end = find(bytes, b"\r\n\r\n").ok_or_else(|| io::Error::other("no header block"))?;
-    let mut response = parse_head(&bytes[..end])?;
-    if method != "HEAD" && keep == Keep::All {
-        response.body = bytes[end + 4..].to_vec();
-    }
-    response.body_len = (bytes.len() - end - 4) as u64;
-    Ok(response)
-}
-
-fn status_of(head: &[u8]) -> io::Result<u16> {
-    let text = String::from_utf8_lossy(head);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("bad status line: {text}")))
-}
-
 fn parse_head(head: &[u8]) -> io::Result<Response> {
     let text = String::from_utf8_lossy(head);
     let mut lines = text.split("\r\n");
-    let status = status_of(lines.next().unwrap_or_default().as_bytes())?;
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("bad status line: {status_line}")))?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))

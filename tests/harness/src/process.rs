@@ -50,6 +50,40 @@ impl Proc {
         })
     }
 
+    /// `satellite run` on `config`, written to `dir/satellite.toml`; its
+    /// output goes to `dir/satellite.log`.
+    pub fn satellite(binary: &Path, dir: &Path, config: &str) -> Result<Proc, String> {
+        let path = dir.join("satellite.toml");
+        std::fs::write(&path, config).map_err(|e| format!("write {}: {e}", path.display()))?;
+        let path = path.to_string_lossy().into_owned();
+        Self::spawn(
+            "satellite",
+            binary,
+            &["run", "-c", &path],
+            dir.join("satellite.log"),
+        )
+    }
+
+    /// Waits until every port on 127.0.0.1 accepts connections; an error
+    /// (with its output) if it exits first or `timeout` passes.
+    pub async fn wait_ports(&mut self, ports: &[u16], timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for &port in ports {
+            while !crate::port_open(port).await {
+                self.check_running()?;
+                if tokio::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "{}: port {port} not open within {timeout:?}; its output:\n{}",
+                        self.name,
+                        self.log_tail()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
     /// The last 30 lines of its output.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -25,11 +25,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use satellite_harness::process::cpu_seconds;
-use satellite_harness::{Client, Prosody, free_port, port_open};
+use satellite_harness::process::{Proc, cpu_seconds};
+use satellite_harness::{Client, Prosody, free_port};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -138,14 +138,13 @@ async fn run(o: Options) -> Result<(), String> {
     )
     .await;
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let mut satellite =
-        start_satellite(&o, dir.path(), &prosody, satellite_port, copy_port).await?;
+    let satellite = start_satellite(&o, dir.path(), &prosody, satellite_port, copy_port).await?;
     let (mut alice, bob) = tokio::join!(
         Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw"),
         Client::connect(prosody.c2s_port, "bob@localhost", "bob-pw"),
     );
     let prosody_pid = prosody.pid().unwrap_or(0);
-    let satellite_pid = satellite.id().unwrap_or(0);
+    let satellite_pid = satellite.pid;
 
     let ports = Ports {
         prosody: (prosody_port, prosody_pid),
@@ -169,8 +168,7 @@ async fn run(o: Options) -> Result<(), String> {
         );
         measure(&o, &mut alice, &bob.jid, &ports, threads).await?;
     }
-    let _ = satellite.start_kill();
-    let _ = satellite.wait().await;
+    let _ = satellite.terminate().await;
     Ok(())
 }
 
@@ -259,8 +257,7 @@ async fn start_satellite(
     prosody: &Prosody,
     port: u16,
     copy_port: u16,
-) -> Result<tokio::process::Child, String> {
-    let config = dir.join("proxy65.toml");
+) -> Result<Proc, String> {
     let component = |jid: &str, port: u16, extra: &str| {
         format!(
             "\n[[component]]\nservice = \"proxy65\"\njid = \"{jid}\"\nserver = \"127.0.0.1:{}\"\n\
@@ -276,24 +273,11 @@ async fn start_satellite(
         component(SATELLITE_PROXY, port, &o.settings),
         component(SATELLITE_SPLICE, copy_port, "zero_copy = true\n")
     );
-    std::fs::write(&config, text).map_err(|e| format!("{}: {e}", config.display()))?;
-    let binary = &o.satellite;
-    let child = tokio::process::Command::new(binary)
-        .arg("run")
-        .arg("-c")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(port_open(port).await && port_open(copy_port).await) {
-        if Instant::now() > deadline {
-            return Err("satellite's SOCKS5 listener did not come up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(child)
+    let mut satellite = Proc::satellite(&o.satellite, dir, &text)?;
+    satellite
+        .wait_ports(&[port, copy_port], Duration::from_secs(20))
+        .await?;
+    Ok(satellite)
 }
 
 /// Aggregate MB/s of `streams` plain loopback TCP connections.

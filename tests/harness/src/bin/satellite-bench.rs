@@ -236,22 +236,14 @@ async fn bench(o: Options) -> Result<(), String> {
         .prefix("satellite-bench-")
         .tempdir()
         .map_err(|e| format!("create a temp dir: {e}"))?;
-    let config = workdir.path().join("satellite.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let mut satellite = Proc::satellite(
+        &satellite_bin,
+        workdir.path(),
+        &format!(
             "[log]\nlevel = \"warn\"\n\n[[component]]\nservice = \"echo\"\njid = \"{ECHO_JID}\"\n\
              server = \"127.0.0.1:{}\"\nsecret = \"{ECHO_SECRET}\"\n",
             prosody.component_port
         ),
-    )
-    .map_err(|e| format!("write {}: {e}", config.display()))?;
-    let config_str = config.to_string_lossy().into_owned();
-    let mut satellite = Proc::spawn(
-        "satellite",
-        &satellite_bin,
-        &["run", "-c", &config_str],
-        workdir.path().join("satellite.log"),
     )?;
     let mut raw = if o.raw {
         let me = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use satellite_harness::c2s::{C2sClient, NS_CLIENT, name};
 use satellite_harness::http::{self, Body, Keep};
 use satellite_harness::process::{Proc, cpu_seconds, status_kib};
-use satellite_harness::{Prosody, free_port, port_open};
+use satellite_harness::{Prosody, free_port};
 use xmpp_parsers::minidom::Element;
 
 const USAGE: &str = "\
@@ -270,10 +270,10 @@ async fn bench(o: Options) -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?;
     let http_port = free_port();
-    let config = dir.path().join("upload.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let mut satellite = Proc::satellite(
+        &satellite_bin,
+        dir.path(),
+        &format!(
             "[log]\nlevel = \"warn\"\n\n[[component]]\nservice = \"upload\"\njid = \"{SATELLITE}\"\n\
              server = \"127.0.0.1:{}\"\nsecret = \"{SECRET}\"\n[component.settings]\n\
              listen = \"127.0.0.1:{http_port}\"\nstorage_dir = \"{}\"\nallow = [\"localhost\"]\n\
@@ -283,23 +283,10 @@ async fn bench(o: Options) -> Result<(), String> {
             big * 1000,
             o.settings
         ),
-    )
-    .map_err(|e| format!("{}: {e}", config.display()))?;
-    let config_str = config.to_string_lossy().into_owned();
-    let mut satellite = Proc::spawn(
-        "satellite",
-        &satellite_bin,
-        &["run", "-c", &config_str],
-        dir.path().join("satellite.log"),
     )?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !port_open(http_port).await {
-        satellite.check_running()?;
-        if Instant::now() > deadline {
-            return Err("satellite's HTTP listener did not come up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    satellite
+        .wait_ports(&[http_port], Duration::from_secs(20))
+        .await?;
     let mut client = C2sClient::connect(prosody.c2s_port, &prosody.domain, USER, PASSWORD, "bench")
         .await
         .map_err(|e| format!("client login: {e}"))?;
@@ -335,22 +322,7 @@ async fn bench(o: Options) -> Result<(), String> {
     if o.big_mb > 0 {
         let size = o.big_mb * MIB;
         let before = status_kib(satellite.pid, "VmHWM").unwrap_or(0);
-        let s = slots(&mut client, SATELLITE, "rss", size, 1)
-            .await?
-            .remove(0);
-        let pattern = pattern();
-        let (put_rate, _) = timed(
-            size,
-            put(
-                &s,
-                Body::Repeat {
-                    chunk: &pattern,
-                    len: size,
-                },
-            ),
-        )
-        .await?;
-        let (get_rate, _) = timed(size, get(&s.get, size)).await?;
+        let (put_rate, get_rate) = large_round_trip(&mut client, SATELLITE, "rss", size).await?;
         let after = status_kib(satellite.pid, "VmHWM").unwrap_or(0);
         eprintln!(
             "  satellite {} MiB: PUT {put_rate:.0} MB/s, GET {get_rate:.0} MB/s",
@@ -367,28 +339,15 @@ async fn bench(o: Options) -> Result<(), String> {
         let f = &mut figures[i];
         if i == 1 || o.prosody_large {
             let size = o.mb * MIB;
-            let s = slots(&mut client, jid, &format!("large{i}"), size, 1)
-                .await?
-                .remove(0);
             let cpu = cpu_seconds(pid);
-            let pattern = pattern();
-            let (rate, _) = timed(
-                size,
-                put(
-                    &s,
-                    Body::Repeat {
-                        chunk: &pattern,
-                        len: size,
-                    },
-                ),
-            )
-            .await?;
-            f.put_mbs = Some(rate);
-            eprintln!("  {jid}: {} MiB PUT {rate:.1} MB/s", o.mb);
-            let (rate, _) = timed(size, get(&s.get, size)).await?;
-            f.get_mbs = Some(rate);
+            let (put_rate, get_rate) =
+                large_round_trip(&mut client, jid, &format!("large{i}"), size).await?;
+            (f.put_mbs, f.get_mbs) = (Some(put_rate), Some(get_rate));
+            eprintln!(
+                "  {jid}: {} MiB PUT {put_rate:.1} MB/s, GET {get_rate:.1} MB/s",
+                o.mb
+            );
             f.large_cpu = cpu_seconds(pid) - cpu;
-            eprintln!("  {jid}: {} MiB GET {rate:.1} MB/s", o.mb);
         }
         let size = (o.file_kb * 1024) as u64;
         let body = vec![0x5au8; size as usize];
@@ -442,15 +401,30 @@ fn pattern() -> Vec<u8> {
     (0..MIB as usize).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-/// Runs `f` and returns (MB/s for `bytes`, seconds).
-async fn timed(
-    bytes: u64,
-    f: impl Future<Output = Result<(), String>>,
-) -> Result<(f64, f64), String> {
+/// Runs `f` and returns MB/s for `bytes`.
+async fn timed(bytes: u64, f: impl Future<Output = Result<(), String>>) -> Result<f64, String> {
     let start = Instant::now();
     f.await?;
-    let secs = start.elapsed().as_secs_f64();
-    Ok((bytes as f64 / 1e6 / secs, secs))
+    Ok(bytes as f64 / 1e6 / start.elapsed().as_secs_f64())
+}
+
+/// One `size`-byte file through the service at `jid`: slot, PUT, GET;
+/// (PUT MB/s, GET MB/s).
+async fn large_round_trip(
+    client: &mut C2sClient,
+    jid: &str,
+    tag: &str,
+    size: u64,
+) -> Result<(f64, f64), String> {
+    let s = slots(client, jid, tag, size, 1).await?.remove(0);
+    let pattern = pattern();
+    let body = Body::Repeat {
+        chunk: &pattern,
+        len: size,
+    };
+    let put_rate = timed(size, put(&s, body)).await?;
+    let get_rate = timed(size, get(&s.get, size)).await?;
+    Ok((put_rate, get_rate))
 }
 
 fn report(o: &Options, f: &[Figures; 2], rss: Option<(u64, u64, f64, f64)>) {
