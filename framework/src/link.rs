@@ -56,8 +56,7 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
     let server = config.server.clone();
     if let Err(error) = start_plugins(&cx, &router).await {
         tracing::error!(%jid, %error, "cannot start");
-        cx.tracker().close();
-        let _ = tokio::time::timeout(config.shutdown_timeout, cx.tracker().wait()).await;
+        wait_for_tasks(&cx, &config).await;
         status.send_replace(LinkStatus::Failed {
             error: format!("{jid}: {error}"),
         });
@@ -137,14 +136,20 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
     if dispatcher.close() {
         run_shutdown_hooks(&cx, &router);
     }
+    wait_for_tasks(&cx, &config).await;
+    status.send_replace(LinkStatus::Stopped);
+}
+
+/// Lets tracked tasks (handlers, plugins' servers) finish, within the
+/// shutdown timeout.
+async fn wait_for_tasks(cx: &Context, config: &crate::config::ComponentConfig) {
     cx.tracker().close();
     if tokio::time::timeout(config.shutdown_timeout, cx.tracker().wait())
         .await
         .is_err()
     {
-        tracing::warn!(%jid, "handlers still running at shutdown timeout");
+        tracing::warn!(jid = %config.jid, "handlers still running at shutdown timeout");
     }
-    status.send_replace(LinkStatus::Stopped);
 }
 
 /// Runs every plugin's `on_start`; the first failure cancels the

@@ -220,26 +220,31 @@ async fn all_connected(statuses: Vec<watch::Receiver<LinkStatus>>) {
 
 /// Resolves when a component fails to start, with what failed.
 async fn any_failed(statuses: Vec<watch::Receiver<LinkStatus>>) -> String {
-    let waits = statuses.into_iter().map(|mut status| {
-        Box::pin(async move {
-            let failed = status
-                .wait_for(|s| matches!(s, LinkStatus::Failed { .. }))
-                .await;
-            match failed.as_deref() {
-                Ok(LinkStatus::Failed { error }) => Some(error.clone()),
-                _ => None,
-            }
+    let waits: Vec<_> = statuses
+        .into_iter()
+        .map(|mut status| {
+            Box::pin(async move {
+                // The status guard is dropped before waiting on.
+                let error = match status
+                    .wait_for(|s| matches!(s, LinkStatus::Failed { .. }))
+                    .await
+                    .as_deref()
+                {
+                    Ok(LinkStatus::Failed { error }) => Some(error.clone()),
+                    _ => None,
+                };
+                match error {
+                    Some(error) => error,
+                    // Gone without failing: never resolves.
+                    None => std::future::pending().await,
+                }
+            })
         })
-    });
-    let mut waits: Vec<_> = waits.collect();
-    while !waits.is_empty() {
-        let (error, _, rest) = futures::future::select_all(waits).await;
-        if let Some(error) = error {
-            return error;
-        }
-        waits = rest;
+        .collect();
+    if waits.is_empty() {
+        return std::future::pending().await;
     }
-    std::future::pending().await
+    futures::future::select_all(waits).await.0
 }
 
 fn watchdog_interval() -> Option<Duration> {
