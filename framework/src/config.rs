@@ -64,6 +64,38 @@ impl Secret {
     pub fn from_file(config_file: &Path, path: &Path) -> Result<Self, String> {
         read_secret_file(config_file, path).map(Self)
     }
+
+    /// The secret a `<key> = "…"` / `<key>_file = "path"` pair of settings
+    /// gives: at most one of the two, not empty; `None` when neither is
+    /// set. The error is (the key at fault, what is wrong and what was
+    /// expected).
+    pub fn from_pair(
+        config_file: &Path,
+        key: &str,
+        value: Option<String>,
+        file: Option<PathBuf>,
+    ) -> Result<Option<Self>, (String, String)> {
+        let secret = match (value, file) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    key.to_owned(),
+                    format!("both `{key}` and `{key}_file` are set; expected exactly one"),
+                ));
+            }
+            (None, None) => return Ok(None),
+            (Some(v), None) => v,
+            (None, Some(path)) => {
+                read_secret_file(config_file, &path).map_err(|m| (format!("{key}_file"), m))?
+            }
+        };
+        if secret.trim().is_empty() {
+            return Err((
+                key.to_owned(),
+                "is empty; expected a non-empty shared secret".to_owned(),
+            ));
+        }
+        Ok(Some(Self(secret)))
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -363,28 +395,14 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
             ),
         ));
     }
-    let secret = match (c.secret, c.secret_file) {
-        (Some(_), Some(_)) => {
-            return Err(at(
-                "secret",
-                "both `secret` and `secret_file` are set; expected exactly one".to_owned(),
-            ));
-        }
-        (None, None) => {
-            return Err(at(
+    let secret = Secret::from_pair(file, "secret", c.secret, c.secret_file)
+        .map_err(|(key, m)| at(&key, m))?
+        .ok_or_else(|| {
+            at(
                 "secret",
                 "missing; expected `secret = \"…\"` or `secret_file = \"path\"`".to_owned(),
-            ));
-        }
-        (Some(s), None) => s,
-        (None, Some(path)) => read_secret_file(file, &path).map_err(|m| at("secret_file", m))?,
-    };
-    if secret.trim().is_empty() {
-        return Err(at(
-            "secret",
-            "is empty; expected a non-empty shared secret".to_owned(),
-        ));
-    }
+            )
+        })?;
     let mut admins = Vec::new();
     for (i, a) in c.admins.iter().enumerate() {
         admins.push(BareJid::new(a).map_err(|e| {
@@ -411,7 +429,7 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
             None => Ok(default),
         }
     };
-    let mut config = ComponentConfig::new(jid, c.server, Secret(secret));
+    let mut config = ComponentConfig::new(jid, c.server, secret);
     config.service = c.service;
     config.settings = c.settings;
     config.admins = admins;

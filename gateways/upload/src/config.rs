@@ -265,29 +265,13 @@ impl Settings {
             }
             s.slot_key = Some(key);
         }
-        s.external_secret = match (raw.external_secret, raw.external_secret_file) {
-            (Some(_), Some(_)) => {
-                return Err(at(
-                    "external_secret",
-                    "both `external_secret` and `external_secret_file` are set; expected one"
-                        .to_owned(),
-                ));
-            }
-            (Some(v), None) => Some(Secret::new(v)),
-            (None, Some(path)) => Some(
-                Secret::from_file(&c.source, &path).map_err(|m| at("external_secret_file", m))?,
-            ),
-            (None, None) => None,
-        };
-        if s.external_secret
-            .as_ref()
-            .is_some_and(|v| v.expose().trim().is_empty())
-        {
-            return Err(at(
-                "external_secret",
-                "is empty; expected the secret shared with the XMPP server".to_owned(),
-            ));
-        }
+        s.external_secret = Secret::from_pair(
+            &c.source,
+            "external_secret",
+            raw.external_secret,
+            raw.external_secret_file,
+        )
+        .map_err(|(key, m)| at(&key, m))?;
         s.tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: config_dir.join(cert),
