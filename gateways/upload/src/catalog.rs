@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::request::Refusal;
+use crate::request::{Quota, Refusal};
 
 /// A day, the window of the daily quota.
 pub const DAY: i64 = 86_400;
@@ -148,7 +148,7 @@ impl Catalog {
             "SELECT created + ?3, size FROM files WHERE owner = ?2 AND created > ?1 - ?3 ORDER BY created",
             params![now, owner, DAY],
         )?;
-        if let Some(refusal) = over("daily", &daily, quotas.daily, entry.size, Some(0)) {
+        if let Some(refusal) = over(Quota::Daily, &daily, quotas.daily, entry.size, Some(0)) {
             return Ok(Err(refusal));
         }
         // Stored files leave at completion + expire_after; open slots when
@@ -160,13 +160,14 @@ impl Catalog {
         );
         if let Some(cap) = quotas.user {
             let rows = sizes(&tx, &held, params![now, owner, expiry])?;
-            if let Some(refusal) = over("user", &rows, cap, entry.size, quotas.expire_after) {
+            if let Some(refusal) = over(Quota::User, &rows, cap, entry.size, quotas.expire_after) {
                 return Ok(Err(refusal));
             }
         }
         if let Some(cap) = quotas.global {
             let rows = sizes(&tx, &held, params![now, "*", expiry])?;
-            if let Some(refusal) = over("global", &rows, cap, entry.size, quotas.expire_after) {
+            if let Some(refusal) = over(Quota::Global, &rows, cap, entry.size, quotas.expire_after)
+            {
                 return Ok(Err(refusal));
             }
         }
@@ -339,7 +340,7 @@ fn sizes(
 /// with the time enough of them leave for it to fit, when known
 /// (`retry_known` is `None` when stored files never leave).
 fn over(
-    which: &'static str,
+    which: Quota,
     rows: &[(i64, u64)],
     cap: u64,
     size: u64,
@@ -404,7 +405,7 @@ mod tests {
         assert_eq!(
             Catalog::reserve(&mut conn, &e, &Q, 300).expect("db"),
             Err(Refusal::Quota {
-                which: "daily",
+                which: Quota::Daily,
                 retry_at: Some(100 + DAY)
             })
         );
@@ -438,7 +439,7 @@ mod tests {
         assert_eq!(
             Catalog::reserve(&mut conn, &c2, &q, 30).expect("db"),
             Err(Refusal::Quota {
-                which: "user",
+                which: Quota::User,
                 retry_at: Some(320)
             })
         );
@@ -453,7 +454,7 @@ mod tests {
         assert_eq!(
             Catalog::reserve(&mut conn, &d, &q, 401).expect("db"),
             Err(Refusal::Quota {
-                which: "global",
+                which: Quota::Global,
                 retry_at: Some(700)
             })
         );

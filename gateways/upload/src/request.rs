@@ -121,6 +121,17 @@ mod payload {
     }
 }
 
+/// Which quota a slot request ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Bytes of slots per user per 24 h.
+    Daily,
+    /// Bytes stored per user.
+    User,
+    /// Bytes stored in all.
+    Global,
+}
+
 /// The refusals of a slot request, as XEP-0363 §5 and Prosody word them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -133,8 +144,8 @@ pub enum Refusal {
     /// A quota is used up (`resource-constraint`, wait, + `<retry/>` when
     /// known).
     Quota {
-        /// Which quota: `daily`, `user` or `global`.
-        which: &'static str,
+        /// Which quota.
+        which: Quota,
         /// When the request would fit again (unix seconds), if known.
         retry_at: Option<i64>,
     },
@@ -149,9 +160,11 @@ impl Refusal {
             Self::Access => "forbidden",
             Self::TooLarge(_) => "too_large",
             Self::Type => "type",
-            Self::Quota { which: "daily", .. } => "daily_quota",
-            Self::Quota { which: "user", .. } => "user_quota",
-            Self::Quota { .. } => "global_quota",
+            Self::Quota { which, .. } => match which {
+                Quota::Daily => "daily_quota",
+                Quota::User => "user_quota",
+                Quota::Global => "global_quota",
+            },
             Self::Disk => "disk_full",
         }
     }
@@ -166,9 +179,9 @@ impl From<Refusal> for HandlerError {
             Refusal::Type => HandlerError::not_acceptable("File type not allowed"),
             Refusal::Quota { which, retry_at } => {
                 let text = match which {
-                    "daily" => "Daily quota reached",
-                    "user" => "Your storage quota is used up",
-                    _ => "Server storage quota reached",
+                    Quota::Daily => "Daily quota reached",
+                    Quota::User => "Your storage quota is used up",
+                    Quota::Global => "Server storage quota reached",
                 };
                 let e = HandlerError::new(
                     ErrorType::Wait,
