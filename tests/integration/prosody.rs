@@ -6,11 +6,11 @@ use std::time::Duration;
 use satellite::jid::BareJid;
 use satellite::testing::ContextProbe;
 use satellite::xmpp::message::Message;
-use satellite::{CancellationToken, Component, ComponentConfig, LinkStatus, Secret};
+use satellite::{Component, ComponentConfig, LinkStatus, Secret};
 use satellite_echo::{Echo, EchoSettings};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
+use crate::in_process::InProcess;
 use crate::support::{Client, Prosody};
 
 pub const T: Duration = Duration::from_secs(10);
@@ -22,8 +22,7 @@ const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub struct Running {
     pub status: watch::Receiver<LinkStatus>,
     pub probe: ContextProbe,
-    token: CancellationToken,
-    handle: JoinHandle<()>,
+    component: InProcess,
 }
 
 impl Running {
@@ -40,33 +39,20 @@ impl Running {
             .plugin(probe.clone())
             .build()
             .expect("build");
-        let status = component.status();
-        let token = CancellationToken::new();
-        let handle = tokio::spawn(component.run(token.clone()));
+        let component = InProcess::spawn(component);
         Running {
-            status,
+            status: component.status.clone(),
             probe,
-            token,
-            handle,
+            component,
         }
     }
 
     pub async fn wait_connected(&mut self, what: &str) {
-        let mut status = self.status.clone();
-        if tokio::time::timeout(T, status.wait_for(|s| *s == LinkStatus::Connected))
-            .await
-            .is_err()
-        {
-            panic!("{what}: not connected; status {:?}", *self.status.borrow());
-        }
+        self.component.wait_connected(what).await;
     }
 
     pub async fn stop(self) {
-        self.token.cancel();
-        tokio::time::timeout(T, self.handle)
-            .await
-            .expect("stopped in time")
-            .expect("join");
+        self.component.stop().await;
     }
 }
 
