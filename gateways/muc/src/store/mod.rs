@@ -1,0 +1,1 @@
+//! Room storage: what survives a restart.
