@@ -1,0 +1,78 @@
+//! The SQLite schema, as numbered migrations.
+//!
+//! The database's `PRAGMA user_version` is the number of migrations
+//! applied. Each migration runs in its own transaction together with the
+//! version bump, so a crash leaves the file at one version or the next,
+//! never between. A file from a newer satellite (a version this code does
+//! not know) is refused rather than written to.
+
+use rusqlite::Connection;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+///
+/// Rooms are keyed by an integer `id` (the name is unique too) so that
+/// affiliations and archive rows reference them with one integer, and a
+/// rename of the key column never touches them.
+const MIGRATIONS: &[&str] = &[
+    // 1: rooms and affiliations.
+    "CREATE TABLE rooms (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        config TEXT NOT NULL,
+        public INTEGER NOT NULL,
+        subject_text TEXT,
+        subject_nick TEXT,
+        subject_set_at INTEGER,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX rooms_public_name ON rooms (public, name);
+    CREATE TABLE affiliations (
+        room_id INTEGER NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+        jid TEXT NOT NULL,
+        affiliation TEXT NOT NULL
+            CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+        reason TEXT,
+        nick TEXT,
+        PRIMARY KEY (room_id, jid)
+    ) WITHOUT ROWID;",
+];
+
+/// The schema version this code writes.
+pub const CURRENT: u32 = MIGRATIONS.len() as u32;
+
+/// The file was written by a newer satellite.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the room database has schema version {found}, newer than the {known} this satellite knows; \
+     run a newer satellite or restore a backup"
+)]
+pub struct FutureSchema {
+    /// The file's `user_version`.
+    pub found: u32,
+    /// The newest version this code knows.
+    pub known: u32,
+}
+
+/// Brings the database to [`CURRENT`], one transaction per migration.
+pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > CURRENT {
+        return Err(FutureSchema {
+            found,
+            known: CURRENT,
+        }
+        .into());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        // Another process may have migrated meanwhile.
+        let now: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now as usize > i {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
