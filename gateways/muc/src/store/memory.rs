@@ -22,6 +22,7 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub(crate) rooms: BTreeMap<String, Room>,
+    pub(crate) archive: super::archive_memory::Archive,
 }
 
 #[derive(Debug, Clone)]
@@ -97,8 +98,16 @@ impl RoomStore for MemoryStore {
         let mut inner = self.lock();
         // All or nothing: apply to a copy of the rooms, keep it on success.
         let mut rooms = inner.rooms.clone();
+        let mut deleted = Vec::new();
         for op in ops {
+            if let StoreOp::DeleteRoom { name } = &op {
+                deleted.push(name.clone());
+            }
             apply_op(&mut rooms, op)?;
+        }
+        // A deleted room takes its archive along, as in SQLite.
+        for name in deleted {
+            inner.archive.remove_room(&name);
         }
         inner.rooms = rooms;
         Ok(())

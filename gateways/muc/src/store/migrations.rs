@@ -11,8 +11,9 @@ use rusqlite::Connection;
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 ///
 /// Rooms are keyed by an integer `id` (the name is unique too) so that
-/// affiliations and archive rows reference them with one integer, and a
-/// rename of the key column never touches them.
+/// affiliations and archive rows reference them with one integer. The
+/// archive has its own room key (`archive_rooms`), since temporary rooms,
+/// which have no `rooms` row, may be archived too.
 const MIGRATIONS: &[&str] = &[
     // 1: rooms and affiliations.
     "CREATE TABLE rooms (
@@ -35,6 +36,31 @@ const MIGRATIONS: &[&str] = &[
         nick TEXT,
         PRIMARY KEY (room_id, jid)
     ) WITHOUT ROWID;",
+    // 2: the archive. A room's archive is keyed by its own integer id
+    // (archive_rooms), so temporary rooms can be archived too; a stored
+    // room's DeleteRoom removes its archive_rooms row, and the cascade
+    // takes the messages. `seq` orders messages of equal timestamps.
+    "CREATE TABLE archive_rooms (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE archive (
+        seq INTEGER PRIMARY KEY,
+        room_id INTEGER NOT NULL REFERENCES archive_rooms (id) ON DELETE CASCADE,
+        archive_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        nick TEXT NOT NULL,
+        real_jid TEXT,
+        occupant_id TEXT,
+        xml TEXT NOT NULL,
+        retracted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX archive_room_id ON archive (room_id, archive_id);
+    CREATE INDEX archive_room_time ON archive (room_id, ts, seq);
+    CREATE INDEX archive_room_occupant ON archive (room_id, occupant_id, ts, seq)
+        WHERE occupant_id IS NOT NULL;
+    CREATE INDEX archive_room_jid ON archive (room_id, real_jid, ts, seq)
+        WHERE real_jid IS NOT NULL;",
 ];
 
 /// The schema version this code writes.

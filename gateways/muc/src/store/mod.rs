@@ -5,7 +5,10 @@
 //! the broadcast leaves only after [`RoomStore::apply`] returned). Only
 //! persistent rooms are stored.
 //!
-//! Two implementations:
+//! Rooms' message archives (XEP-0313) are behind [`ArchiveStore`], in the
+//! same database; [`MucStore`] is both traits, for `Arc<dyn MucStore>`.
+//!
+//! Two implementations of both:
 //! - [`sqlite::SqliteStore`], the default: one SQLite file in WAL mode,
 //!   `synchronous = FULL`, schema under versioned migrations;
 //! - [`memory::MemoryStore`], a map in memory with the same semantics, for
@@ -14,9 +17,15 @@
 //! Names are compared as bytes (SQLite's `BINARY` collation, Rust's `str`
 //! order), so both implementations list rooms in the same order.
 
+pub mod archive;
+mod archive_memory;
+mod archive_sqlite;
 pub mod memory;
 mod migrations;
 pub mod sqlite;
+
+pub use archive::{ArchiveError, ArchiveStore, MucStore};
+pub use migrations::FutureSchema;
 
 /// A room as stored (persistent rooms only). `name` is the room's localpart (nodeprepped).
 #[derive(Debug, Clone, PartialEq)]
@@ -150,5 +159,7 @@ fn check_op(op: &StoreOp) -> Result<(), StoreError> {
     Ok(())
 }
 
+#[cfg(test)]
+mod archive_tests;
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date. Refuses a file from a newer satellite
-    /// ([`migrations::FutureSchema`]).
+    /// ([`super::FutureSchema`]).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let conn = Connection::open(path)
             .map_err(|e| format!("opening the room database {}: {e}", path.display()))?;
@@ -141,6 +141,9 @@ fn apply_op(tx: &Transaction<'_>, op: &StoreOp) -> Result<(), StoreError> {
         }
         StoreOp::DeleteRoom { name } => {
             tx.prepare_cached("DELETE FROM rooms WHERE name = ?1")?
+                .execute(params![name])?;
+            // The archive goes too (its messages by cascade).
+            tx.prepare_cached("DELETE FROM archive_rooms WHERE name = ?1")?
                 .execute(params![name])?;
         }
         StoreOp::SetAffiliation { room, record } => {
