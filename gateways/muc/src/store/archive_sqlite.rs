@@ -19,7 +19,8 @@ use super::sqlite::SqliteStore;
 /// retention never holds the write lock long.
 const EXPIRE_CHUNK: i64 = 5_000;
 
-const COLUMNS: &str = "archive_id, ts, nick, real_jid, occupant_id, xml, retracted";
+/// `seq` last: a compound SELECT orders by result columns.
+const COLUMNS: &str = "archive_id, ts, nick, real_jid, occupant_id, xml, retracted, seq";
 
 fn message_of(room: &str, r: &rusqlite::Row<'_>) -> Result<ArchivedMessage, rusqlite::Error> {
     Ok(ArchivedMessage {
@@ -49,9 +50,14 @@ fn position(conn: &Connection, room_id: i64, id: &str) -> Result<(i64, i64), Arc
 }
 
 /// A WHERE clause being built, with its parameters in order.
+///
+/// `with` (occupant-id or real JID) is kept apart: a query with it is a
+/// compound SELECT of two arms, one per partial index, each already in
+/// (ts, seq) order, which SQLite merges; an `OR` would scan the whole room.
 struct Filter {
     clauses: Vec<String>,
     params: Vec<Value>,
+    with: Option<String>,
 }
 
 impl Filter {
@@ -59,6 +65,7 @@ impl Filter {
         Filter {
             clauses: vec!["room_id = ?".to_owned()],
             params: vec![Value::Integer(room_id)],
+            with: None,
         }
     }
 
@@ -84,8 +91,60 @@ impl Filter {
         );
     }
 
-    fn sql(&self) -> String {
-        self.clauses.join(" AND ")
+    /// Whether nothing but the room is filtered on.
+    fn is_room_only(&self) -> bool {
+        self.clauses.len() == 1 && self.with.is_none()
+    }
+
+    /// `SELECT COUNT(*) …` and its parameters. With `with`, the two arms
+    /// are counted apart (index scans, no de-duplication), the second
+    /// without the rows the first counted.
+    fn count(&self) -> (String, Vec<Value>) {
+        let filter = self.clauses.join(" AND ");
+        match &self.with {
+            None => (
+                format!("SELECT COUNT(*) FROM archive WHERE {filter}"),
+                self.params.clone(),
+            ),
+            Some(with) => {
+                let mut params = self.params.clone();
+                params.push(Value::Text(with.clone()));
+                params.extend(self.params.iter().cloned());
+                params.extend([Value::Text(with.clone()), Value::Text(with.clone())]);
+                (
+                    format!(
+                        "SELECT (SELECT COUNT(*) FROM archive WHERE {filter} AND occupant_id = ?)
+                         + (SELECT COUNT(*) FROM archive WHERE {filter} AND real_jid = ?
+                            AND occupant_id IS NOT ?)"
+                    ),
+                    params,
+                )
+            }
+        }
+    }
+
+    /// `SELECT {columns} FROM archive WHERE …` and its parameters.
+    fn select(&self, columns: &str) -> (String, Vec<Value>) {
+        let filter = self.clauses.join(" AND ");
+        match &self.with {
+            None => (
+                format!("SELECT {columns} FROM archive WHERE {filter}"),
+                self.params.clone(),
+            ),
+            Some(with) => {
+                let mut params = self.params.clone();
+                params.push(Value::Text(with.clone()));
+                params.extend(self.params.iter().cloned());
+                params.push(Value::Text(with.clone()));
+                (
+                    format!(
+                        "SELECT {columns} FROM archive WHERE {filter} AND occupant_id = ?
+                         UNION SELECT {columns} FROM archive WHERE {filter} AND real_jid = ?"
+                    ),
+                    params,
+                )
+            }
+        }
     }
 }
 
@@ -108,12 +167,7 @@ fn filter(conn: &Connection, room_id: i64, q: &ArchiveQuery) -> Result<Filter, A
     if let Some(end) = q.end {
         f.push("ts <= ?", [Value::Integer(end)]);
     }
-    if let Some(with) = &q.with {
-        f.push(
-            "(occupant_id = ? OR real_jid = ?)",
-            [Value::Text(with.clone()), Value::Text(with.clone())],
-        );
-    }
+    f.with.clone_from(&q.with);
     if let Some(id) = &q.after_id {
         f.after(position(conn, room_id, id)?);
     }
@@ -131,6 +185,30 @@ fn filter(conn: &Connection, room_id: i64, q: &ArchiveQuery) -> Result<Filter, A
         );
     }
     Ok(f)
+}
+
+/// Adds the RSM cursor to `f` and returns the page's SELECT and its
+/// parameters.
+fn page_sql(
+    conn: &Connection,
+    room_id: i64,
+    q: &ArchiveQuery,
+    f: &mut Filter,
+) -> Result<(String, Vec<Value>), ArchiveError> {
+    match &q.paging {
+        Paging::After(id) => f.after(position(conn, room_id, id)?),
+        Paging::Before(id) => f.before(position(conn, room_id, id)?),
+        Paging::First | Paging::Last => {}
+    }
+    let order = if q.paging.is_backward() {
+        "ts DESC, seq DESC"
+    } else {
+        "ts, seq"
+    };
+    // One more than asked tells whether the page is the last one.
+    let limit = i64::try_from(q.max).unwrap_or(i64::MAX - 1) + 1;
+    let (select, params) = f.select(COLUMNS);
+    Ok((format!("{select} ORDER BY {order} LIMIT {limit}"), params))
 }
 
 pub(crate) fn query(
@@ -151,33 +229,22 @@ pub(crate) fn query(
         };
     };
     let mut f = filter(conn, room_id, q)?;
-    let count: i64 = conn
-        .prepare_cached(&format!("SELECT COUNT(*) FROM archive WHERE {}", f.sql()))?
-        .query_row(params_from_iter(&f.params), |r| r.get(0))?;
-    match &q.paging {
-        Paging::After(id) => f.after(position(conn, room_id, id)?),
-        Paging::Before(id) => f.before(position(conn, room_id, id)?),
-        Paging::First | Paging::Last => {}
-    }
-    let backward = q.paging.is_backward();
-    let order = if backward {
-        "ts DESC, seq DESC"
+    let count: i64 = if f.is_room_only() {
+        conn.prepare_cached("SELECT messages FROM archive_rooms WHERE id = ?1")?
+            .query_row(params![room_id], |r| r.get(0))?
     } else {
-        "ts, seq"
+        let (sql, params) = f.count();
+        conn.prepare_cached(&sql)?
+            .query_row(params_from_iter(params), |r| r.get(0))?
     };
-    // One more than asked tells whether the page is the last one.
-    let limit = i64::try_from(q.max).unwrap_or(i64::MAX - 1) + 1;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM archive WHERE {} ORDER BY {order} LIMIT {limit}",
-        f.sql()
-    );
+    let (sql, params) = page_sql(conn, room_id, q, &mut f)?;
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut messages = stmt
-        .query_map(params_from_iter(&f.params), |r| message_of(room, r))?
+        .query_map(params_from_iter(params), |r| message_of(room, r))?
         .collect::<Result<Vec<_>, _>>()?;
     let complete = messages.len() <= q.max;
     messages.truncate(q.max);
-    if backward {
+    if q.paging.is_backward() {
         messages.reverse();
     }
     let count = usize::try_from(count).unwrap_or_default();
@@ -185,7 +252,7 @@ pub(crate) fn query(
 }
 
 impl SqliteStore {
-    /// The query plan SQLite picks for a forward page of `query`.
+    /// The query plan SQLite picks for the page of `query`.
     #[cfg(test)]
     pub(crate) async fn explain_archive_query(
         &self,
@@ -198,15 +265,9 @@ impl SqliteStore {
                 return Ok(Vec::new());
             };
             let mut f = filter(conn, room_id, &query)?;
-            if let Paging::After(id) = &query.paging {
-                f.after(position(conn, room_id, id)?);
-            }
-            let sql = format!(
-                "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM archive WHERE {} ORDER BY ts, seq LIMIT 51",
-                f.sql()
-            );
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(&f.params), |r| r.get::<_, String>(3))?;
+            let (sql, params) = page_sql(conn, room_id, &query, &mut f)?;
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, String>(3))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -21,8 +21,16 @@ fn message(room: &str, i: usize) -> ArchivedMessage {
         id: format!("{room}-{i:06}"),
         timestamp: ts(i),
         nick: format!("nick{sender}"),
-        real_jid: sender.is_multiple_of(2).then(|| format!("user{sender}@example.org")),
-        occupant_id: Some(format!("occ{sender}")),
+        real_jid: sender
+            .is_multiple_of(2)
+            .then(|| format!("user{sender}@example.org")),
+        // Some messages without occupant-id; sender 4's occupant-id is
+        // its JID, so that `with` matches one row through both columns.
+        occupant_id: match sender {
+            _ if i.is_multiple_of(7) => None,
+            4 => Some("user4@example.org".to_owned()),
+            _ => Some(format!("occ{sender}")),
+        },
         xml: format!("<message type='groupchat'><body>{i}</body></message>"),
         retracted: false,
     }
@@ -129,6 +137,13 @@ async fn every_filter_both_ways_through_ten_thousand_messages() {
             ArchiveQuery {
                 with: Some("user2@example.org".into()),
                 ..ArchiveQuery::new(100)
+            },
+        ),
+        (
+            "with, both columns on one row",
+            ArchiveQuery {
+                with: Some("user4@example.org".into()),
+                ..ArchiveQuery::new(77)
             },
         ),
         (
@@ -387,6 +402,8 @@ async fn append_retract_bounds_history_expire_remove() {
         assert_eq!(store.expire(ts(15)).await.expect("expire"), 16, "{kind}");
         let first = store.bounds("r").await.expect("bounds").expect("some");
         assert_eq!(first.first.0, "r-000015");
+        let page = store.query("r", ArchiveQuery::new(0)).await.expect("count");
+        assert_eq!(page.count, 15, "{kind}");
 
         store.remove_archive("r").await.expect("remove");
         assert_eq!(store.bounds("r").await.expect("bounds"), None, "{kind}");
