@@ -6,4 +6,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod affiliation;
+pub mod history;
+pub mod permissions;
+pub mod role;
+pub mod room;
+pub mod service;
+pub mod settings;
+pub mod stanza;
 pub mod store;
+
+pub use affiliation::Affiliation;
+pub use role::Role;
+pub use room::{Env, Outcome, Room, RoomConfig};
+pub use settings::Settings;
