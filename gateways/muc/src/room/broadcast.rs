@@ -194,6 +194,14 @@ impl Room {
         }
     }
 
+    /// An occupant's current presence with its muc#user payload, with
+    /// real JIDs when `full` (no `to`).
+    pub(super) fn presence_view(&self, env: &Env, occ: &Occupant, full: bool) -> Option<Element> {
+        let mut p = occ.presence()?.clone();
+        p.append_child(self.payload(env, occ, &Announce::default(), &[], full, false));
+        Some(p)
+    }
+
     /// Sends `to` (a joining session) the presence of every occupant it may
     /// see, except occupants `skip` says to leave out.
     pub(super) fn send_occupant_list(

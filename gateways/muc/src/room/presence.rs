@@ -475,7 +475,21 @@ impl Room {
         };
         let from = addr.from.clone();
         match self.occupant_by_nick(nick) {
-            Some(_) => self.send_occupant_list(env, &from, |o| o.nick != nick, out),
+            Some(probed) => {
+                // The probed occupant's presence as the prober may see it,
+                // to every session of the prober (no 110, even for oneself).
+                let Some(prober) = self.occupant_by_session(&from) else {
+                    return;
+                };
+                let full = self.role_sees_jids(prober.role) || prober.bare == probed.bare;
+                let Some(mut p) = self.presence_view(env, probed, full) else {
+                    return;
+                };
+                for jid in prober.session_jids() {
+                    set_attr(&mut p, "to", jid);
+                    out.send(p.clone());
+                }
+            }
             None => {
                 if let Some(bare) = self.nick_owner(nick) {
                     let sees = self.sees_jids(env, &from);

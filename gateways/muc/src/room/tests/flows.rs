@@ -623,3 +623,32 @@ fn self_ping_is_answered() {
         "not-acceptable"
     );
 }
+
+#[test]
+fn probes_like_muc_presence_probe() {
+    let b = Bench::new();
+    let mut r = b.instant("room");
+    b.configure(&mut r, ROMEO, "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field>");
+    let probe = |from: &str, nick: &str| {
+        xml(&format!("<presence xmlns='jabber:component:accept' type='probe' from='{from}' to='room@conference.localhost/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"))
+    };
+    let out = b.presence(&mut r, probe(ROMEO, "romeo"));
+    let rm = to(&out, ROMEO);
+    assert_eq!(rm.len(), 1);
+    assert_eq!(items(rm[0])[0].attr("jid"), Some(ROMEO));
+    assert!(codes(rm[0]).is_empty());
+    assert_eq!(error_to(&b.presence(&mut r, probe(JULIET, "romeo")), JULIET), "not-acceptable");
+    b.presence(&mut r, join("room", JULIET, "Juliet"));
+    let out = b.presence(&mut r, probe(ROMEO, "Juliet"));
+    let rm = to(&out, ROMEO);
+    assert_eq!(rm.len(), 1, "probes ignore presence broadcast");
+    assert_eq!(items(rm[0])[0].attr("role"), Some("participant"));
+    b.iq(&mut r, ROMEO, IqType::Set, "<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='member' jid='mercutio@localhost' nick='Mercutio'/></query>");
+    let out = b.presence(&mut r, probe(ROMEO, "Mercutio"));
+    let rm = to(&out, ROMEO);
+    assert_eq!(rm[0].attr("type"), Some("unavailable"));
+    let item = items(rm[0])[0];
+    assert_eq!(item.attr("nick"), Some("Mercutio"));
+    assert_eq!(item.attr("jid"), Some("mercutio@localhost"));
+    assert_eq!(item.attr("role"), Some("none"));
+}
