@@ -5,9 +5,17 @@
 //! A slot is recorded when it is issued (that is when quotas are charged,
 //! as Prosody's mod_http_file_share does, so unused slots cannot be
 //! hoarded past the daily quota) and marked complete when its PUT
-//! finishes. Quotas, with `now` in unix seconds:
+//! finishes; a PUT needs its slot's row, so a slot whose row is gone (its
+//! file deleted by an admin) cannot be uploaded again. Quotas, with `now`
+//! in unix seconds, summed by SQLite (a request never loads other rows):
 //! - daily: bytes of slots the user was issued in the last 24 h;
-//! - user and global: bytes stored, plus slots still open for a PUT.
+//! - user and global: bytes stored, plus slots still open for a PUT;
+//! - open slots: slots of the user still open for a PUT, counted (zero-byte
+//!   slots cost no quota bytes, but each is a row).
+//!
+//! Uploads through an XMPP server's own slots (mod_http_upload_external)
+//! have no slot row and tokens that never expire: their ids are kept in
+//! `spent` when their file is deleted, so a token uploads once only.
 //!
 //! Calls block (SQLite); async callers go through [`Catalog::run`].
 
@@ -54,6 +62,8 @@ pub struct Quotas {
     pub global: Option<u64>,
     /// Seconds a file lives, if it expires (for `<retry/>` stamps).
     pub expire_after: Option<i64>,
+    /// Slots per user open for a PUT at once.
+    pub open_slots: u64,
 }
 
 /// Stored files and bytes.
@@ -97,11 +107,19 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_owner_created ON files (owner, created);
 CREATE INDEX IF NOT EXISTS files_completed ON files (completed);
+CREATE TABLE IF NOT EXISTS spent (
+    id TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+);
 ";
 
-/// Bytes a row holds against the stored quotas at `now`: complete, or a
-/// slot still open for its PUT.
+/// Bytes a row holds against the stored quotas at `now` (`?1`): complete,
+/// or a slot still open for its PUT.
 const HOLDS: &str = "(completed IS NOT NULL OR slot_expires >= ?1)";
+/// When a row's bytes stop counting against the stored quotas (`?3`:
+/// `expire_after`).
+const LEAVES: &str =
+    "CASE WHEN completed IS NULL THEN slot_expires ELSE completed + ?3 END AS leaves";
 
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`.
@@ -143,31 +161,45 @@ impl Catalog {
     ) -> Result<Result<(), Refusal>, rusqlite::Error> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let owner = entry.owner.as_deref().unwrap_or_default();
-        let daily = sizes(
-            &tx,
-            "SELECT created + ?3, size FROM files WHERE owner = ?2 AND created > ?1 - ?3 ORDER BY created",
-            params![now, owner, DAY],
+        let (open, first_leaves): (i64, Option<i64>) = tx.query_row(
+            "SELECT COUNT(*), MIN(slot_expires) FROM files
+             WHERE owner = ?1 AND completed IS NULL AND slot_expires >= ?2",
+            params![owner, now],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        if let Some(refusal) = over(Quota::Daily, &daily, quotas.daily, entry.size, Some(0)) {
+        if open.max(0) as u64 >= quotas.open_slots {
+            return Ok(Err(Refusal::Quota {
+                which: Quota::OpenSlots,
+                retry_at: first_leaves.map(|t| t + 1),
+            }));
+        }
+        let daily = Held {
+            rows: "SELECT created + ?3 AS leaves, size FROM files WHERE owner = ?2 AND created > ?1 - ?3",
+            params: &[&now, &owner, &DAY],
+        };
+        if let Some(refusal) = daily.over(&tx, Quota::Daily, quotas.daily, entry.size, true)? {
             return Ok(Err(refusal));
         }
         // Stored files leave at completion + expire_after; open slots when
         // their PUT window closes.
         let expiry = quotas.expire_after.unwrap_or(i64::MAX / 4);
-        let held = format!(
-            "SELECT CASE WHEN completed IS NULL THEN slot_expires ELSE completed + ?3 END AS leaves, size
-             FROM files WHERE {HOLDS} AND (?2 = '*' OR owner = ?2) ORDER BY leaves"
-        );
+        let known = quotas.expire_after.is_some();
         if let Some(cap) = quotas.user {
-            let rows = sizes(&tx, &held, params![now, owner, expiry])?;
-            if let Some(refusal) = over(Quota::User, &rows, cap, entry.size, quotas.expire_after) {
+            let user = Held {
+                rows: &format!("SELECT {LEAVES}, size FROM files WHERE {HOLDS} AND owner = ?2"),
+                params: &[&now, &owner, &expiry],
+            };
+            if let Some(refusal) = user.over(&tx, Quota::User, cap, entry.size, known)? {
                 return Ok(Err(refusal));
             }
         }
         if let Some(cap) = quotas.global {
-            let rows = sizes(&tx, &held, params![now, "*", expiry])?;
-            if let Some(refusal) = over(Quota::Global, &rows, cap, entry.size, quotas.expire_after)
-            {
+            let global = Held {
+                rows: &format!("SELECT {LEAVES}, size FROM files WHERE {HOLDS}"),
+                // ?2 (the owner) is not used.
+                params: &[&now, &"", &expiry],
+            };
+            if let Some(refusal) = global.over(&tx, Quota::Global, cap, entry.size, known)? {
                 return Ok(Err(refusal));
             }
         }
@@ -176,23 +208,45 @@ impl Catalog {
         Ok(Ok(()))
     }
 
-    /// Marks an upload complete at `now`; records `entry` as a completed
-    /// file if no slot row exists (an upload through a server's own slots,
-    /// or a row swept meanwhile).
-    pub fn complete(conn: &mut Connection, entry: &Entry, now: i64) -> Result<(), rusqlite::Error> {
+    /// Marks the upload of slot `id` complete at `now`, recording the
+    /// PUT's `content_type` if the slot named none. `false` if the slot has
+    /// no open row (deleted meanwhile, or already complete).
+    pub fn complete(
+        conn: &mut Connection,
+        id: &str,
+        content_type: Option<&str>,
+        now: i64,
+    ) -> Result<bool, rusqlite::Error> {
         let updated = conn.execute(
             "UPDATE files SET completed = ?2, content_type = COALESCE(content_type, ?3)
              WHERE id = ?1 AND completed IS NULL",
-            params![entry.id, now, entry.content_type],
+            params![id, now, content_type],
         )?;
-        if updated == 0 {
-            let done = Entry {
-                completed: Some(now),
-                ..entry.clone()
-            };
-            insert(conn, "INSERT OR IGNORE", &done)?;
-        }
+        Ok(updated > 0)
+    }
+
+    /// Records an upload through an XMPP server's own slots (no slot row)
+    /// as a completed file.
+    pub fn record_external(
+        conn: &mut Connection,
+        entry: &Entry,
+        now: i64,
+    ) -> Result<(), rusqlite::Error> {
+        let done = Entry {
+            owner: None,
+            completed: Some(now),
+            ..entry.clone()
+        };
+        insert(conn, "INSERT OR IGNORE", &done)?;
         Ok(())
+    }
+
+    /// Whether `id` is the id of a server-slot upload whose file was
+    /// deleted (its token must not upload it again).
+    pub fn spent(conn: &mut Connection, id: &str) -> Result<bool, rusqlite::Error> {
+        conn.query_row("SELECT 1 FROM spent WHERE id = ?1", params![id], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
     }
 
     /// The row of a slot id.
@@ -241,13 +295,19 @@ impl Catalog {
         rows.collect()
     }
 
-    /// Deletes rows.
+    /// Deletes rows; those of server-slot uploads are remembered as
+    /// [`spent`](Self::spent).
     pub fn remove(conn: &mut Connection, ids: &[String]) -> Result<(), rusqlite::Error> {
+        let now = crate::service::now();
         let tx = conn.transaction()?;
         {
-            let mut stmt = tx.prepare("DELETE FROM files WHERE id = ?1")?;
+            let mut spend = tx.prepare(
+                "INSERT OR IGNORE INTO spent (id, at) SELECT id, ?2 FROM files WHERE id = ?1 AND owner IS NULL",
+            )?;
+            let mut delete = tx.prepare("DELETE FROM files WHERE id = ?1")?;
             for id in ids {
-                stmt.execute(params![id])?;
+                spend.execute(params![id, now])?;
+                delete.execute(params![id])?;
             }
         }
         tx.commit()
@@ -323,44 +383,57 @@ fn insert(conn: &Connection, verb: &str, e: &Entry) -> Result<usize, rusqlite::E
     )
 }
 
-/// (when the bytes leave, size) rows, ordered by when they leave.
-fn sizes(
-    tx: &rusqlite::Transaction<'_>,
-    sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<(i64, u64)>, rusqlite::Error> {
-    let mut stmt = tx.prepare_cached(sql)?;
-    let rows = stmt.query_map(params, |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-    })?;
-    rows.collect()
+/// The rows a quota counts: `rows` selects `(leaves, size)`, where
+/// `leaves` is when the bytes stop counting.
+struct Held<'a> {
+    rows: &'a str,
+    params: &'a [&'a dyn rusqlite::ToSql],
 }
 
-/// The refusal if `size` more bytes do not fit `cap` on top of `rows`,
-/// with the time enough of them leave for it to fit, when known
-/// (`retry_known` is `None` when stored files never leave).
-fn over(
-    which: Quota,
-    rows: &[(i64, u64)],
-    cap: u64,
-    size: u64,
-    retry_known: Option<i64>,
-) -> Option<Refusal> {
-    let used: u64 = rows.iter().map(|(_, s)| s).sum();
-    if used.saturating_add(size) <= cap {
-        return None;
+impl Held<'_> {
+    /// The refusal if `size` more bytes do not fit `cap`, with the time
+    /// enough of the rows leave for it to fit when `retry_known` (not when
+    /// stored files never leave). SQLite sums; rows are only walked, in
+    /// the order they leave, for the stamp of a refusal.
+    fn over(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        which: Quota,
+        cap: u64,
+        size: u64,
+        retry_known: bool,
+    ) -> Result<Option<Refusal>, rusqlite::Error> {
+        let used: i64 = tx
+            .prepare_cached(&format!(
+                "SELECT COALESCE(SUM(size), 0) FROM ({})",
+                self.rows
+            ))?
+            .query_row(self.params, |r| r.get(0))?;
+        let used = used.max(0) as u64;
+        if used.saturating_add(size) <= cap {
+            return Ok(None);
+        }
+        if size > cap || !retry_known {
+            // Never fits (or nothing ever leaves): no time to give.
+            return Ok(Some(Refusal::Quota {
+                which,
+                retry_at: None,
+            }));
+        }
+        // The first time the bytes left by then free enough room.
+        let need = (used + size - cap).min(i64::MAX as u64) as i64;
+        let mut params = self.params.to_vec();
+        params.push(&need);
+        let retry_at = tx
+            .prepare_cached(&format!(
+                "SELECT leaves FROM (SELECT leaves, SUM(size) OVER (ORDER BY leaves ROWS UNBOUNDED PRECEDING) AS freed
+                 FROM ({})) WHERE freed >= ?4 ORDER BY leaves LIMIT 1",
+                self.rows
+            ))?
+            .query_row(params.as_slice(), |r| r.get(0))
+            .optional()?;
+        Ok(Some(Refusal::Quota { which, retry_at }))
     }
-    let retry_at = if size > cap || retry_known.is_none() {
-        // Never fits (or nothing ever leaves): no time to give.
-        None
-    } else {
-        let mut remaining = used;
-        rows.iter().find_map(|&(leaves, s)| {
-            remaining -= s;
-            (remaining + size <= cap).then_some(leaves)
-        })
-    };
-    Some(Refusal::Quota { which, retry_at })
 }
 
 #[cfg(test)]
@@ -391,6 +464,7 @@ mod tests {
         user: Some(1500),
         global: Some(2500),
         expire_after: Some(3600),
+        open_slots: 100,
     };
 
     #[test]
@@ -431,7 +505,7 @@ mod tests {
         q.daily = u64::MAX;
         let a = entry("a", "ada@x", 1000, 0);
         assert_eq!(Catalog::reserve(&mut conn, &a, &q, 0).expect("db"), Ok(()));
-        Catalog::complete(&mut conn, &a, 10).expect("complete");
+        assert!(Catalog::complete(&mut conn, "a", None, 10).expect("complete"));
         // An unused slot holds its bytes until its window closes (300).
         let b = entry("b", "ada@x", 400, 20);
         assert_eq!(Catalog::reserve(&mut conn, &b, &q, 20).expect("db"), Ok(()));
@@ -476,7 +550,13 @@ mod tests {
         Catalog::reserve(&mut conn, &a, &Q, 0)
             .expect("db")
             .expect("fits");
-        Catalog::complete(&mut conn, &a, 5).expect("complete");
+        assert!(Catalog::complete(&mut conn, "a", Some("text/plain"), 5).expect("complete"));
+        assert!(
+            !Catalog::complete(&mut conn, "a", None, 6).expect("complete"),
+            "once only"
+        );
+        let got = Catalog::get(&mut conn, "a").expect("get").expect("row");
+        assert_eq!(got.content_type.as_deref(), Some("text/plain"));
         let unused = entry("u", "ada@x", 10, 0);
         Catalog::reserve(&mut conn, &unused, &Q, 0)
             .expect("db")
@@ -484,7 +564,7 @@ mod tests {
         let mut ext = entry("ext", "", 7, 0);
         ext.owner = None;
         ext.content_type = Some("text/plain".into());
-        Catalog::complete(&mut conn, &ext, 100).expect("external");
+        Catalog::record_external(&mut conn, &ext, 100).expect("external");
         let got = Catalog::get(&mut conn, "ext").expect("get").expect("row");
         assert_eq!((got.completed, got.owner), (Some(100), None));
         assert_eq!(
@@ -501,5 +581,81 @@ mod tests {
         assert_eq!(slots, ["u"]);
         Catalog::remove(&mut conn, &["a".to_owned()]).expect("remove");
         assert!(Catalog::get(&mut conn, "a").expect("get").is_none());
+        // A slot's row is gone with its file: nothing to complete.
+        assert!(!Catalog::complete(&mut conn, "a", None, 3700).expect("complete"));
+        // A server-slot upload's id is spent once its file is deleted.
+        assert!(!Catalog::spent(&mut conn, "ext").expect("spent"));
+        Catalog::remove(&mut conn, &["ext".to_owned()]).expect("remove");
+        assert!(Catalog::spent(&mut conn, "ext").expect("spent"));
+        assert!(
+            !Catalog::spent(&mut conn, "a").expect("spent"),
+            "own slots expire"
+        );
+    }
+
+    #[test]
+    fn open_slots_are_capped_per_user_and_zero_byte_slots_count() {
+        let (_d, c) = open();
+        let mut conn = c.conn.lock().expect("lock");
+        let q = Quotas { open_slots: 3, ..Q };
+        for i in 0..3 {
+            let e = entry(&format!("z{i}"), "ada@x", 0, 10 + i);
+            assert_eq!(
+                Catalog::reserve(&mut conn, &e, &q, 10 + i).expect("db"),
+                Ok(())
+            );
+        }
+        let e = entry("z3", "ada@x", 0, 20);
+        assert_eq!(
+            Catalog::reserve(&mut conn, &e, &q, 20).expect("db"),
+            Err(Refusal::Quota {
+                which: Quota::OpenSlots,
+                retry_at: Some(10 + 300 + 1)
+            })
+        );
+        // Others are not affected; a completed upload frees its place.
+        let e = entry("b0", "bob@x", 0, 20);
+        assert_eq!(Catalog::reserve(&mut conn, &e, &q, 20).expect("db"), Ok(()));
+        assert!(Catalog::complete(&mut conn, "z0", None, 21).expect("complete"));
+        let e = entry("z4", "ada@x", 0, 22);
+        assert_eq!(Catalog::reserve(&mut conn, &e, &q, 22).expect("db"), Ok(()));
+    }
+
+    #[test]
+    fn quotas_are_summed_by_sqlite_over_many_rows() {
+        let (_d, c) = open();
+        let mut conn = c.conn.lock().expect("lock");
+        let q = Quotas {
+            daily: u64::MAX,
+            user: Some(20_000),
+            global: None,
+            expire_after: Some(3600),
+            open_slots: u64::MAX,
+        };
+        let tx = conn.transaction().expect("tx");
+        for i in 0..20_000i64 {
+            let mut e = entry(&format!("f{i}"), "ada@x", 1, i / 100);
+            e.completed = Some(i / 100);
+            insert(&tx, "INSERT", &e).expect("insert");
+        }
+        tx.commit().expect("commit");
+        // Full: the first byte leaves when the oldest file expires.
+        let e = entry("one-more", "ada@x", 1, 300);
+        assert_eq!(
+            Catalog::reserve(&mut conn, &e, &q, 300).expect("db"),
+            Err(Refusal::Quota {
+                which: Quota::User,
+                retry_at: Some(3600)
+            })
+        );
+        // 150 bytes fit once the files of seconds 0 and 1 have left.
+        let e = entry("more", "ada@x", 150, 300);
+        assert_eq!(
+            Catalog::reserve(&mut conn, &e, &q, 300).expect("db"),
+            Err(Refusal::Quota {
+                which: Quota::User,
+                retry_at: Some(3601)
+            })
+        );
     }
 }

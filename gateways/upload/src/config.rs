@@ -22,7 +22,15 @@
 //! sweep_interval = 300               # seconds between expiry sweeps
 //! fsync = false                      # true: a file is on disk before its PUT is answered
 //! idle_timeout = 60                  # seconds an HTTP transfer may go without a byte
+//! header_timeout = 10                # seconds from connecting to a request's headers being in
+//!                                    # (TLS handshake, HTTP/2 preface included); also how long
+//!                                    # an idle HTTP/1.1 keep-alive connection stays open
 //! max_connections = 1024             # HTTP connections at once
+//! max_header_size = 65536            # bytes of a request's head; also each HTTP/1.1
+//!                                    # connection's read buffer (memory: × max_connections)
+//! max_uploads = 128                  # PUTs receiving a body at once (each has a writer
+//!                                    # thread); more wait up to idle_timeout, then get 503
+//! max_open_slots = 100               # slots per user issued and not yet uploaded
 //! cors_origins = ["*"]               # origins web clients may upload from
 //! slot_key_file = "slot.key"         # HMAC key of slot URLs (default: generated in storage_dir)
 //! external_secret_file = "ext.secret"  # enables the mod_http_upload_external back end
@@ -60,8 +68,12 @@ struct RawSettings {
     slot_lifetime: Option<f64>,
     sweep_interval: Option<f64>,
     idle_timeout: Option<f64>,
+    header_timeout: Option<f64>,
     fsync: Option<bool>,
     max_connections: Option<usize>,
+    max_header_size: Option<usize>,
+    max_uploads: Option<usize>,
+    max_open_slots: Option<u64>,
     cors_origins: Option<Vec<String>>,
     slot_key_file: Option<PathBuf>,
     external_secret: Option<String>,
@@ -114,10 +126,23 @@ pub struct Settings {
     pub sweep_interval: Duration,
     /// An HTTP transfer without a byte for this long is cut.
     pub idle_timeout: Duration,
+    /// Deadline from accepting a connection (TLS handshake, protocol
+    /// detection, HTTP/2 preface) until its first request's headers are
+    /// in, and for each later HTTP/1.1 request's headers.
+    pub header_timeout: Duration,
     /// fsync each file before it becomes visible.
     pub fsync: bool,
     /// HTTP connections at once.
     pub max_connections: usize,
+    /// Bytes of a request head (HTTP/1.1 request line and headers, HTTP/2
+    /// header list); also the read buffer of an HTTP/1.1 connection.
+    pub max_header_size: usize,
+    /// PUTs receiving their body at once (each holds a blocking writer
+    /// thread, so this stays below tokio's blocking pool).
+    pub max_uploads: usize,
+    /// Slots per user issued and not yet uploaded, whose PUT window is
+    /// open.
+    pub max_open_slots: u64,
     /// Origins allowed by CORS (`*` = any).
     pub cors_origins: Vec<String>,
     /// The slot URL signing key, from `slot_key_file` (`None`: generated
@@ -131,6 +156,11 @@ pub struct Settings {
 }
 
 const MIB: u64 = 1024 * 1024;
+/// tokio's blocking pool (512 threads) less room for file reads and the
+/// catalog.
+const MAX_UPLOADS_CAP: usize = 384;
+/// hyper's floor for its read buffer, and a ceiling.
+const HEADER_SIZES: std::ops::RangeInclusive<usize> = 8192..=1024 * 1024;
 
 impl Settings {
     /// Defaults for a service at `jid`, storing under `storage_dir`.
@@ -157,8 +187,12 @@ impl Settings {
             slot_lifetime: Duration::from_secs(300),
             sweep_interval: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
             fsync: false,
             max_connections: 1024,
+            max_header_size: 64 * 1024,
+            max_uploads: 128,
+            max_open_slots: 100,
             cors_origins: vec!["*".to_owned()],
             slot_key: None,
             external_secret: None,
@@ -236,11 +270,42 @@ impl Settings {
         s.slot_lifetime = secs("slot_lifetime", raw.slot_lifetime, s.slot_lifetime)?;
         s.sweep_interval = secs("sweep_interval", raw.sweep_interval, s.sweep_interval)?;
         s.idle_timeout = secs("idle_timeout", raw.idle_timeout, s.idle_timeout)?;
+        s.header_timeout = secs("header_timeout", raw.header_timeout, s.header_timeout)?;
         s.fsync = raw.fsync.unwrap_or(s.fsync);
         s.max_connections = c.nonzero_setting(
             "max_connections",
             raw.max_connections,
             s.max_connections,
+            "count",
+        )?;
+        if let Some(size) = raw.max_header_size {
+            if !HEADER_SIZES.contains(&size) {
+                return Err(at(
+                    "max_header_size",
+                    format!(
+                        "is {size}; expected a number of bytes from {} to {}",
+                        HEADER_SIZES.start(),
+                        HEADER_SIZES.end()
+                    ),
+                ));
+            }
+            s.max_header_size = size;
+        }
+        s.max_uploads =
+            c.nonzero_setting("max_uploads", raw.max_uploads, s.max_uploads, "count")?;
+        if s.max_uploads > MAX_UPLOADS_CAP {
+            return Err(at(
+                "max_uploads",
+                format!(
+                    "is {}; expected at most {MAX_UPLOADS_CAP} (each upload holds one of tokio's 512 blocking threads, which downloads and the catalog need too)",
+                    s.max_uploads
+                ),
+            ));
+        }
+        s.max_open_slots = c.nonzero_setting(
+            "max_open_slots",
+            raw.max_open_slots,
+            s.max_open_slots,
             "count",
         )?;
         if let Some(origins) = raw.cors_origins {
@@ -388,6 +453,11 @@ mod tests {
         assert!(!s.inline("image/svg+xml"), "an SVG is never inline");
         assert_eq!(s.expire_after, Some(Duration::from_secs(604800)));
         assert!(s.external_secret.is_none());
+        assert_eq!(s.header_timeout, Duration::from_secs(10));
+        assert_eq!(
+            (s.max_header_size, s.max_uploads, s.max_open_slots),
+            (65536, 128, 100)
+        );
         let sized = load("max_file_size = 1000").expect("valid");
         assert_eq!(sized.daily_quota, 10_000);
     }
@@ -429,6 +499,20 @@ mod tests {
         assert!(err.contains("settings.expire_after: is -5"), "{err}");
         let err = load("cors_origins = [\"example.org\"]").expect_err("origin");
         assert!(err.contains("settings.cors_origins[0]"), "{err}");
+        let err = load("max_header_size = 100").expect_err("small");
+        assert!(
+            err.contains("settings.max_header_size: is 100; expected a number of bytes from 8192"),
+            "{err}"
+        );
+        let err = load("max_uploads = 1000").expect_err("above the pool");
+        assert!(
+            err.contains("settings.max_uploads: is 1000; expected at most 384"),
+            "{err}"
+        );
+        let err = load("max_open_slots = 0").expect_err("zero");
+        assert!(err.contains("settings.max_open_slots: is 0"), "{err}");
+        let err = load("header_timeout = 0").expect_err("zero");
+        assert!(err.contains("settings.header_timeout: is 0"), "{err}");
         let err = load("max_size = 5").expect_err("unknown key");
         assert!(err.contains("max_size"), "{err}");
     }

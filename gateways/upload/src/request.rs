@@ -130,6 +130,8 @@ pub enum Quota {
     User,
     /// Bytes stored in all.
     Global,
+    /// Slots of the user open for a PUT at once (`max_open_slots`).
+    OpenSlots,
 }
 
 /// The refusals of a slot request, as XEP-0363 §5 and Prosody word them.
@@ -164,6 +166,7 @@ impl Refusal {
                 Quota::Daily => "daily_quota",
                 Quota::User => "user_quota",
                 Quota::Global => "global_quota",
+                Quota::OpenSlots => "open_slots",
             },
             Self::Disk => "disk_full",
         }
@@ -182,6 +185,7 @@ impl From<Refusal> for HandlerError {
                     Quota::Daily => "Daily quota reached",
                     Quota::User => "Your storage quota is used up",
                     Quota::Global => "Server storage quota reached",
+                    Quota::OpenSlots => "Too many uploads not yet made; finish them first",
                 };
                 let e = HandlerError::new(
                     ErrorType::Wait,

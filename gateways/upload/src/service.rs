@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use satellite::{BoxError, HandlerError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::{Catalog, Entry, Usage};
 use crate::config::Settings;
@@ -39,6 +40,8 @@ pub struct Service {
     pub key: SlotKey,
     /// Slot ids with a PUT in progress (a second PUT is refused).
     uploading: Mutex<HashSet<String>>,
+    /// PUTs receiving a body (`max_uploads`).
+    uploads: Arc<Semaphore>,
     /// Counters and gauges.
     pub metrics: Metrics,
 }
@@ -60,12 +63,14 @@ impl Service {
         }
         .ok_or("the slot key is shorter than 16 bytes")?;
         let metrics = Metrics::new(&settings.component);
+        let uploads = Arc::new(Semaphore::new(settings.max_uploads));
         Ok(Arc::new(Self {
             settings,
             storage: Arc::new(storage),
             catalog,
             key,
             uploading: Mutex::new(HashSet::new()),
+            uploads,
             metrics,
         }))
     }
@@ -78,6 +83,15 @@ impl Service {
             service: Arc::clone(self),
             id: id.to_owned(),
         })
+    }
+
+    /// A place among the `max_uploads` PUTs receiving a body, waiting at
+    /// most `wait` for one; held until the permit drops.
+    pub async fn upload_permit(&self, wait: Duration) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(wait, Arc::clone(&self.uploads).acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Slot ids with a PUT running now.

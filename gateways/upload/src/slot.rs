@@ -120,6 +120,7 @@ pub async fn issue(service: &Service, from: &Jid, req: SlotRequest) -> Result<Sl
         user: s.user_quota,
         global: s.global_quota,
         expire_after: s.expire_after.map(|d| d.as_secs() as i64),
+        open_slots: s.max_open_slots,
     };
     let record = entry.clone();
     let reserved = service

@@ -59,11 +59,14 @@ pub async fn sweep(service: &Service) -> Result<Swept, BoxError> {
         if let Ok(Some(meta)) = service.storage.stat(&entry.id).await
             && meta.len == entry.size
         {
-            service
+            let id = entry.id;
+            if service
                 .catalog
-                .run(move |c| Catalog::complete(c, &entry, t))
-                .await?;
-            swept.repaired += 1;
+                .run(move |c| Catalog::complete(c, &id, None, t))
+                .await?
+            {
+                swept.repaired += 1;
+            }
         }
     }
 

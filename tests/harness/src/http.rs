@@ -297,3 +297,104 @@ pub fn sha1_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// One HTTP/1.1 connection kept open for several requests, as browsers
+/// and aiohttp use them (keep-alive), and for tests that send a request in
+/// pieces or nothing at all.
+pub struct Connection {
+    tcp: TcpStream,
+    authority: String,
+    /// Bytes read past the last response.
+    pending: Vec<u8>,
+}
+
+impl Connection {
+    /// Connects to the host of `url` (an `http://` URL, or `host:port`).
+    pub async fn open(url: &str) -> io::Result<Self> {
+        let authority = match split_url(url) {
+            Ok((authority, _)) => authority,
+            Err(_) => url.to_owned(),
+        };
+        let tcp = TcpStream::connect(&authority).await?;
+        tcp.set_nodelay(true)?;
+        Ok(Self {
+            tcp,
+            authority,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Sends a request head for `url`'s path (no `Connection: close`);
+    /// `headers` as given, plus `Content-Length: body_len` when `Some`
+    /// and `headers` has none.
+    pub async fn send_head(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body_len: Option<u64>,
+    ) -> io::Result<()> {
+        let path = split_url(url).map_or_else(|_| url.to_owned(), |(_, p)| p);
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.authority);
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let has_length = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+        if let (Some(len), false) = (body_len, has_length) {
+            head.push_str(&format!("Content-Length: {len}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.tcp.write_all(head.as_bytes()).await
+    }
+
+    /// Sends raw bytes (a body, or part of one).
+    pub async fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.tcp.write_all(bytes).await
+    }
+
+    /// Reads the next response (skipping 1xx) within `timeout`.
+    pub async fn response(&mut self, method: &str, timeout: Duration) -> io::Result<Response> {
+        let buf = std::mem::take(&mut self.pending);
+        tokio::time::timeout(
+            timeout,
+            read_response(&mut self.tcp, buf, method, Keep::All),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response in time"))?
+    }
+
+    /// One whole request on this connection: head, body, response.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> io::Result<Response> {
+        let len =
+            (method == "PUT" || method == "POST" || !body.is_empty()).then_some(body.len() as u64);
+        self.send_head(method, url, headers, len).await?;
+        self.send(body).await?;
+        self.response(method, timeout).await
+    }
+
+    /// Waits up to `timeout` for the server to close the connection
+    /// (end of stream or reset), dropping anything it sends; whether it
+    /// did.
+    pub async fn closed_by_server(&mut self, timeout: Duration) -> bool {
+        let mut scratch = [0u8; 4096];
+        tokio::time::timeout(timeout, async {
+            loop {
+                match self.tcp.read(&mut scratch).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}

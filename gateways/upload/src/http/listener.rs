@@ -1,29 +1,45 @@
 //! Accepting HTTP connections: HTTP/1.1 and HTTP/2 (hyper), optionally
-//! behind direct TLS (rustls), at most `max_connections` at once (one more
-//! gets a 503, never a hang), a write that stalls for `idle_timeout` ends
-//! the connection, and on shutdown running requests finish (bounded).
+//! behind direct TLS (rustls), at most `max_connections` at once.
+//!
+//! Every stage has a deadline, so that sockets which say nothing cannot
+//! hold the connection cap: from the accept to the first request's
+//! headers (TLS handshake, protocol detection, HTTP/2 preface) within
+//! `header_timeout`; each later HTTP/1.1 request's headers, idle
+//! keep-alive included, within `header_timeout`; a stalled write within
+//! `idle_timeout` (bodies: `http::put`). A connection over the cap gets a
+//! 503 (a close on TLS), never a hang, from at most [`REFUSING`] tasks at
+//! once. Request heads are capped at `max_header_size`, which also bounds
+//! each HTTP/1.1 connection's read buffer. On shutdown running requests
+//! finish (bounded).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use satellite::{BoxError, CancellationToken};
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
+use super::linger::Linger;
 use crate::config::TlsFiles;
 use crate::service::Service;
 
 /// How long running requests get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
-/// hyper's HTTP/1 read buffer: large reads for large uploads.
-const READ_BUFFER: usize = 1024 * 1024;
+/// Connections over the cap being answered at once; past these, one is
+/// closed after a 503 written without waiting.
+pub const REFUSING: usize = 64;
+/// The answer to a connection over the cap.
+const OVER_CAP: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// Serves `listener` until `shutdown`.
 pub async fn serve(
@@ -33,18 +49,21 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let router = super::router(Arc::clone(&service));
-    let idle = service.settings.idle_timeout;
-    let permits = Arc::new(Semaphore::new(service.settings.max_connections));
+    let settings = &service.settings;
+    let (idle, header_timeout) = (settings.idle_timeout, settings.header_timeout);
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let refusing = Arc::new(Semaphore::new(REFUSING));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(idle)
-        .max_buf_size(READ_BUFFER);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(settings.max_header_size);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_size).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(idle / 2))
         .keep_alive_timeout(idle);
     loop {
@@ -63,32 +82,54 @@ pub async fn serve(
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             service.metrics.refused("connections");
             tracing::warn!(%peer, "upload: max_connections reached; refusing a connection");
-            tokio::spawn(refuse(tcp, tls.is_none()));
+            match Arc::clone(&refusing).try_acquire_owned() {
+                Ok(refusal) => {
+                    tokio::spawn(refuse(tcp, tls.is_none(), refusal));
+                }
+                Err(_) => {
+                    if tls.is_none() {
+                        // A fresh socket's send buffer takes it at once.
+                        let _ = tcp.try_write(OVER_CAP);
+                    }
+                }
+            }
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let mut io = TimeoutStream::new(tcp);
+        let mut io = TimeoutStream::new(Linger::new(tcp));
         io.set_write_timeout(Some(idle));
         let io = Box::pin(io);
-        let service = TowerToHyperService::new(router.clone());
+        // The deadline ends with the first request's headers.
+        let first_request = Arc::new(Notify::new());
+        let signal = Arc::clone(&first_request);
+        let service =
+            TowerToHyperService::new(router.clone().map_request(move |r: Request<Incoming>| {
+                signal.notify_one();
+                r
+            }));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let result = match tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(io), service);
-                    watcher.watch(conn.into_owned()).await
-                }
-                Some(acceptor) => match tokio::time::timeout(idle, acceptor.accept(io)).await {
-                    Ok(Ok(stream)) => {
+            let connection = async move {
+                match tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(io), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let stream = acceptor.accept(io).await?;
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
                         watcher.watch(conn.into_owned()).await
                     }
-                    Ok(Err(e)) => Err(e.into()),
-                    Err(_) => Err("TLS handshake timed out".into()),
-                },
+                }
+            };
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = &mut connection => result,
+                () = first_request.notified() => connection.await,
+                () = tokio::time::sleep(header_timeout) => Err("no request within header_timeout".into()),
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "upload: connection ended");
@@ -102,19 +143,21 @@ pub async fn serve(
     }
 }
 
-/// A connection over the cap: a 503 on plain HTTP, a close on TLS.
-async fn refuse(mut tcp: TcpStream, plain: bool) {
-    if plain {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            tcp.write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            ),
-        )
-        .await;
+/// A connection over the cap: a 503 on plain HTTP, then a short lingering
+/// close (the client reads the 503, not a reset); a close on TLS.
+async fn refuse(mut tcp: TcpStream, plain: bool, _refusing: OwnedSemaphorePermit) {
+    if !plain {
+        return;
     }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tcp.write_all(OVER_CAP).await?;
+        tcp.shutdown().await?;
+        let mut scratch = [0u8; 4096];
+        while tcp.read(&mut scratch).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }
-
 /// A TLS acceptor from PEM files, offering HTTP/2 and HTTP/1.1.
 pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, BoxError> {
     use rustls::pki_types::pem::PemObject as _;

@@ -1,7 +1,9 @@
 //! The HTTP side: routes, browser-safety headers, CORS, and the listener
 //! (plain or direct TLS, a connection cap, idle timeouts, graceful stop).
 
+mod body;
 mod get;
+mod linger;
 mod listener;
 pub mod path;
 mod put;

@@ -7,23 +7,30 @@
 //! | 201 | stored |
 //! | 401 | no authorisation (no `token`, `Bearer`, `v` or `v2`) |
 //! | 403 | forged or expired authorisation, or `v`/`v2` while the external back end is off |
-//! | 404 | the path names no slot |
+//! | 404 | the path names no slot, or the slot's record is gone (its file was deleted) |
 //! | 408 | the body stalled for `idle_timeout` |
 //! | 409 | the slot was already uploaded, or another PUT to it is running |
 //! | 411 | no `Content-Length` (chunked uploads cannot be checked against the slot) |
-//! | 413 / 400 | `Content-Length` larger / smaller than the slot |
-//! | 415 | `Content-Type` other than the slot's |
+//! | 413 / 400 | `Content-Length` larger / smaller than the slot (or, through the server's own slots, than `max_file_size`) |
+//! | 415 | `Content-Type` other than the slot's, or not in `allowed_types` when the slot named none |
 //! | 500 | the disk failed (nothing is kept) |
+//! | 503 | `max_uploads` PUTs were receiving for `idle_timeout` (`Retry-After`) |
+//! | 507 | through the server's own slots: the file would leave less than `min_free_space` |
+//!
+//! Nothing is set up for a body before its first byte arrives: a PUT
+//! whose body never comes holds no writer thread and no file. A refusal
+//! answered before the body was read either reads a small body to its end
+//! (the connection stays usable) or carries `Connection: close`.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt as _;
 use satellite::Secret;
 
+use super::body::Incoming;
 use super::path::{parse, query_param, relative_path};
 use super::reply;
 use crate::catalog::{Catalog, Entry};
@@ -41,16 +48,26 @@ enum Authority {
 
 /// The PUT handler.
 pub async fn put(service: Arc<Service>, parts: Parts, body: Body) -> Response {
-    match receive(&service, &parts, body).await {
+    let mut body = Incoming::new(body, service.settings.idle_timeout);
+    match receive(&service, &parts, &mut body).await {
         Ok(response) => response,
         Err((status, reason, text)) => {
             service.metrics.refused(reason);
             tracing::debug!(path = %parts.uri.path(), %status, reason, "upload: PUT refused");
+            // A keep-alive client sends its next request on this
+            // connection: it must either be able to (the body was read)
+            // or be told it cannot.
+            let reusable = body.drain(&parts.headers).await;
             let mut response = reply(status, text);
+            let headers = response.headers_mut();
             if status == StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static"));
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            if !reusable {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             response
         }
@@ -76,8 +93,22 @@ const STORAGE: Refused = (
     "storage",
     "storage error",
 );
+const BUSY: Refused = (
+    StatusCode::SERVICE_UNAVAILABLE,
+    "busy",
+    "too many uploads at once; try again shortly",
+);
+const TYPE: Refused = (
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    "type",
+    "this file type is not allowed",
+);
 
-async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Response, Refused> {
+async fn receive(
+    service: &Arc<Service>,
+    parts: &Parts,
+    body: &mut Incoming,
+) -> Result<Response, Refused> {
     let (id, filename) = parse(parts.uri.path()).ok_or(NO_SLOT)?;
     let length = content_length(&parts.headers)?;
     let raw_type = parts
@@ -116,24 +147,17 @@ async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Re
     }
     let _claim = service.claim(&id).ok_or(CONFLICT)?;
 
+    // The writer (a blocking thread) starts with the first byte, and only
+    // `max_uploads` of them at once.
+    let first = body.next().await?;
+    let _upload = service
+        .upload_permit(service.settings.idle_timeout)
+        .await
+        .ok_or(BUSY)?;
     let mut partial = service.storage.create(&id).await.map_err(storage_error)?;
-    let idle = service.settings.idle_timeout;
-    let mut stream = body.into_data_stream();
     let mut received = 0u64;
-    loop {
-        let chunk = match tokio::time::timeout(idle, stream.next()).await {
-            Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "stalled", "the upload stalled")),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                tracing::info!(%id, received, length, "upload: interrupted; nothing kept");
-                return Err((
-                    StatusCode::BAD_REQUEST,
-                    "interrupted",
-                    "the upload was interrupted",
-                ));
-            }
-            Ok(Some(Ok(chunk))) => chunk,
-        };
+    let mut next = first;
+    while let Some(chunk) = next {
         received += chunk.len() as u64;
         if received > length {
             return Err((
@@ -143,6 +167,9 @@ async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Re
             ));
         }
         partial.write(chunk).await.map_err(storage_error)?;
+        next = body.next().await.inspect_err(|_| {
+            tracing::info!(%id, received, length, "upload: stalled or interrupted; nothing kept");
+        })?;
     }
     if received != length {
         return Err((
@@ -156,27 +183,45 @@ async fn receive(service: &Arc<Service>, parts: &Parts, body: Body) -> Result<Re
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(CONFLICT),
         Err(e) => return Err(storage_error(e)),
     }
-    // What the catalog records if no slot row exists (an upload through
-    // the server's own slots).
     let completed = now();
-    let entry = Entry {
-        id: id.clone(),
-        owner: None,
-        filename,
-        size: length,
-        content_type: content_type.or_else(|| Some(crate::slot::DEFAULT_TYPE.to_owned())),
-        created: completed,
-        slot_expires: completed,
-        completed: Some(completed),
+    let recorded = match authority {
+        Authority::Slot => {
+            let (id, ty) = (id.clone(), content_type.clone());
+            service
+                .catalog
+                .run(move |conn| Catalog::complete(conn, &id, ty.as_deref(), completed))
+                .await
+        }
+        Authority::External => {
+            let entry = Entry {
+                id: id.clone(),
+                owner: None,
+                filename,
+                size: length,
+                content_type: content_type.or_else(|| Some(crate::slot::DEFAULT_TYPE.to_owned())),
+                created: completed,
+                slot_expires: completed,
+                completed: Some(completed),
+            };
+            service
+                .catalog
+                .run(move |conn| Catalog::record_external(conn, &entry, completed))
+                .await
+                .map(|()| true)
+        }
     };
-    service
-        .catalog
-        .run(move |conn| Catalog::complete(conn, &entry, completed))
-        .await
-        .map_err(|e| {
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => {
+            // The slot was deleted while its body came in.
+            let _ = service.storage.remove(&id).await;
+            return Err(NO_SLOT);
+        }
+        Err(e) => {
             tracing::error!(%id, error = %e, "upload: cannot record the upload");
-            STORAGE
-        })?;
+            return Err(STORAGE);
+        }
+    }
     service.metrics.uploaded(length);
     tracing::info!(%id, bytes = length, via = ?authority, "upload: stored");
     Ok((StatusCode::CREATED, "created\n").into_response())
@@ -217,17 +262,28 @@ async fn authorize(
         .map(|t| t.trim().to_owned());
     if let Some(token) = query_param(query, "token").or(bearer) {
         let now = now();
-        let verdict =
-            match service
-                .key
-                .verify(&token, path, length, content_type.unwrap_or_default(), now)
-            {
-                // A slot requested without a type takes any type.
-                Err(TokenError::Forged) => service.key.verify(&token, path, length, "", now),
-                other => other,
-            };
+        let exact = service
+            .key
+            .verify(&token, path, length, content_type.unwrap_or_default(), now);
+        let (verdict, typeless) = match exact {
+            // A slot requested without a type was signed with none.
+            Err(TokenError::Forged) => (service.key.verify(&token, path, length, "", now), true),
+            other => (other, false),
+        };
         return match verdict {
-            Ok(_) => Ok(Authority::Slot),
+            Ok(_) => {
+                // A slot requested without a type takes any type the
+                // policy allows, not any type at all.
+                if typeless
+                    && !service
+                        .settings
+                        .type_allowed(content_type.unwrap_or(crate::slot::DEFAULT_TYPE))
+                {
+                    return Err(TYPE);
+                }
+                slot_open(service, id).await?;
+                Ok(Authority::Slot)
+            }
             Err(TokenError::Expired) => Err((
                 StatusCode::FORBIDDEN,
                 "expired",
@@ -254,7 +310,7 @@ async fn authorize(
         } else {
             raw_type
         };
-        return verify_external(
+        verify_external(
             secret.expose().as_bytes(),
             version,
             &mac,
@@ -262,14 +318,84 @@ async fn authorize(
             length,
             ty,
         )
-        .map(|()| Authority::External)
-        .map_err(|_| FORGED);
+        .map_err(|_| FORGED)?;
+        external_policy(service, id, length, ty).await?;
+        return Ok(Authority::External);
     }
     Err((
         StatusCode::UNAUTHORIZED,
         "unauthorized",
         "no upload authorisation",
     ))
+}
+
+/// A slot token is good only while its slot's record is open: a slot
+/// whose file an admin deleted (the row went with it) is not uploaded
+/// again, ownerless and outside its owner's quota.
+async fn slot_open(service: &Service, id: &str) -> Result<(), Refused> {
+    let lookup = id.to_owned();
+    let row = service
+        .catalog
+        .run(move |conn| Catalog::get(conn, &lookup))
+        .await
+        .map_err(|e| {
+            tracing::error!(%id, error = %e, "upload: catalog lookup failed");
+            STORAGE
+        })?;
+    match row {
+        None => Err(NO_SLOT),
+        Some(row) if row.completed.is_some() => Err(CONFLICT),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The limits a server's own slot skipped (it was issued by the XMPP
+/// server's policy, not ours), and the once-only use of its token, which
+/// never expires.
+async fn external_policy(
+    service: &Service,
+    id: &str,
+    length: u64,
+    content_type: &str,
+) -> Result<(), Refused> {
+    let s = &service.settings;
+    if length > s.max_file_size {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "larger than this service's max_file_size",
+        ));
+    }
+    if !s.type_allowed(content_type) {
+        return Err(TYPE);
+    }
+    if let Some(free) = service.storage.free_space()
+        && free.saturating_sub(length) < s.min_free_space
+    {
+        tracing::warn!(
+            free,
+            min_free_space = s.min_free_space,
+            "upload: the disk is nearly full; refusing an upload"
+        );
+        return Err((
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            "the server is out of storage",
+        ));
+    }
+    let lookup = id.to_owned();
+    let spent = service
+        .catalog
+        .run(move |conn| Catalog::spent(conn, &lookup))
+        .await
+        .map_err(|e| {
+            tracing::error!(%id, error = %e, "upload: catalog lookup failed");
+            STORAGE
+        })?;
+    if spent {
+        return Err(CONFLICT);
+    }
+    Ok(())
 }
 
 /// A token that does not verify for what the PUT sends: if it verifies
