@@ -2,70 +2,73 @@
 //!
 //! [`serve`] runs every component of a config file until SIGTERM/SIGINT,
 //! and on SIGHUP re-reads the file: added components start, removed ones
-//! stop, changed ones reconnect, unchanged ones keep their link. Under
-//! systemd (`Type=notify`) it reports READY=1 once every component has
-//! completed its first handshake, RELOADING=1/READY=1 around a reload,
-//! STOPPING=1 on shutdown, and WATCHDOG=1 when `WatchdogSec=` is set.
+//! stop, changed ones restart, unchanged ones keep their link. A file
+//! that does not parse is refused whole; a component that cannot start
+//! is left out, logged and reported, and the rest keeps running. A
+//! changed `[log] level` applies at once; `[log] format` and `[metrics]`
+//! apply at the next restart (the log says so).
+//!
+//! Under systemd (`Type=notify`) it reports READY=1 once every
+//! component's first connection attempt has ended (connected, or refused
+//! by the server, or unreachable; at most [`READY_WAIT`] after the
+//! start), RELOADING=1/READY=1 around a reload, STOPPING=1 on shutdown,
+//! WATCHDOG=1 when `WatchdogSec=` is set, and a STATUS= line with each
+//! link's state: a component the server refuses shows as
+//! `… refused: <why>; retrying` in `systemctl status` while it retries.
+//!
+//! ## Layout
+//!
+//! - `running`: the running components and what a reload changes.
+//! - `systemd`: notifications and the STATUS line.
+//! - `logging`: the tracing subscriber and its reloadable level.
 
-use std::collections::HashMap;
+mod logging;
+mod running;
+mod systemd;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use xmpp_parsers::jid::BareJid;
 
-use crate::component::{ComponentBuilder, LinkStatus};
-use crate::config::{ComponentConfig, Config, LogConfig, LogFormat};
+use crate::component::ComponentBuilder;
+use crate::config::{ComponentConfig, Config, ConfigError};
 use crate::error::BoxError;
+use running::Components;
+
+pub use logging::init_logging;
+
+/// The longest READY=1 waits for the first connection attempts.
+pub const READY_WAIT: Duration = Duration::from_secs(30);
 
 /// Makes a component's builder from its config (adds the plugins of the
 /// service the config names). An error names what is wrong with the config.
 pub type Factory = dyn Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync;
 
-/// Installs the global tracing subscriber: plain text (journald adds its
-/// own timestamps, so none are printed when `JOURNAL_STREAM` is set) or
-/// JSON lines. `RUST_LOG` overrides the configured level.
-pub fn init_logging(config: &LogConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let result = match (config.format, journald) {
-        (LogFormat::Json, _) => builder.json().try_init(),
-        (LogFormat::Text, true) => builder.without_time().try_init(),
-        (LogFormat::Text, false) => builder.try_init(),
-    };
-    // Already installed (tests, or an embedding program): keep that one.
-    let _ = result;
-}
-
-/// Validates a config without connecting: every component's service
-/// settings are read and its plugins assembled.
+/// Validates a config without connecting: `[log] level` is a filter,
+/// `[metrics] listen` can be bound, and every component's service
+/// settings are read (by `factory`, which also runs the service's own
+/// checks) and its plugins assembled. [`serve`] refuses what this
+/// refuses.
 pub fn check(config: &Config, factory: &Factory) -> Result<(), BoxError> {
+    logging::check(config)?;
+    if let Some(listen) = config.metrics.listen {
+        std::net::TcpListener::bind(listen).map_err(|e| ConfigError {
+            file: config.file.clone(),
+            message: format!(
+                "metrics.listen: cannot listen on {listen}: {e}; expected a free address of this host"
+            ),
+        })?;
+    }
     for component in &config.components {
         factory(component)?.build()?;
     }
     Ok(())
 }
 
-struct Running {
-    config: ComponentConfig,
-    token: CancellationToken,
-    handle: JoinHandle<()>,
-    status: watch::Receiver<LinkStatus>,
-}
-
-/// Runs the components of `path` until SIGTERM or SIGINT.
+/// Runs the components of `path` until SIGTERM or SIGINT. Fails if one
+/// cannot be built, or if a service of the first start cannot start.
 pub async fn serve<F>(path: &Path, config: Config, factory: F) -> Result<(), BoxError>
 where
     F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync + 'static,
@@ -74,192 +77,128 @@ where
         crate::metrics::serve_prometheus(listen)?;
         tracing::info!(%listen, "serving Prometheus metrics on /metrics");
     }
-    let mut running: HashMap<BareJid, Running> = HashMap::new();
-    start_all(&config, &factory, &mut running)?;
+    let mut components = Components::start(&config, &factory)?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
-    let watchdog = watchdog_interval();
+    let watchdog = systemd::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-    let mut ready = Box::pin(all_connected(statuses(&running)));
-    let mut failed = Box::pin(any_failed(statuses(&running)));
-    let mut notified_ready = false;
+    let mut log = config.log.clone();
+    let metrics = config.metrics.clone();
+    // What the last reload could not do; shown in STATUS= until the next.
+    let mut notes: Vec<String> = Vec::new();
+    let mut last_status = String::new();
+    let mut ready_sent = false;
+    let mut ready_by = Box::pin(tokio::time::sleep(READY_WAIT));
     let mut outcome = Ok(());
-    loop {
+    'serving: loop {
+        let changed = components.changed();
         tokio::select! {
             _ = terminate.recv() => break,
-            error = &mut failed => {
-                outcome = Err(error.into());
-                break;
-            }
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                notify(&std::iter::once(NotifyState::Reloading).chain(monotonic()).collect::<Vec<_>>());
-                reload(path, &factory, &mut running).await;
-                ready = Box::pin(all_connected(statuses(&running)));
-                failed = Box::pin(any_failed(statuses(&running)));
-                notified_ready = false;
+                systemd::reloading();
+                notes = reload(path, &factory, &mut components, &mut log, &metrics).await;
+                ready_sent = false;
+                ready_by.as_mut().reset(tokio::time::Instant::now() + READY_WAIT);
             }
-            _ = &mut ready, if !notified_ready => {
-                notified_ready = true;
-                tracing::info!(components = running.len(), "ready: every component is connected");
-                notify(&[NotifyState::Ready]);
+            () = changed => {
+                for failure in components.observe().await {
+                    let jid = &failure.jid;
+                    if failure.initial {
+                        outcome = Err(failure.error.into());
+                        break 'serving;
+                    }
+                    tracing::error!(%jid, error = %failure.error, "cannot start; left out, the rest keeps running");
+                    // The error names the component already.
+                    let prefix = format!("{jid}: ");
+                    let error = failure.error.strip_prefix(&prefix).unwrap_or(&failure.error);
+                    notes.push(format!("{jid} left out: {error}"));
+                }
             }
-            _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
+            () = &mut ready_by, if !ready_sent => {
+                tracing::warn!("ready before every component's first connection attempt ended");
+                ready_sent = true;
+                announce_ready(&components, &notes);
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => systemd::notify(&[NotifyState::Watchdog]),
+        }
+        let links = components.links();
+        let line = systemd::status_line(links.iter().map(|(j, s)| (j.as_str(), s)), &notes);
+        if line != last_status {
+            systemd::status(&line);
+            last_status = line;
+        }
+        if !ready_sent && components.settled() {
+            ready_sent = true;
+            announce_ready(&components, &notes);
         }
     }
     tracing::info!("stopping");
-    notify(&[NotifyState::Stopping]);
-    let stops: Vec<_> = running.into_values().map(stop).collect();
-    futures::future::join_all(stops).await;
+    systemd::notify(&[NotifyState::Stopping]);
+    components.stop_all().await;
     tracing::info!("stopped");
     outcome
 }
 
-fn start_all(
-    config: &Config,
-    factory: &Factory,
-    running: &mut HashMap<BareJid, Running>,
-) -> Result<(), BoxError> {
-    // Build everything first, so a bad component starts nothing.
-    let mut built = Vec::new();
-    for component in &config.components {
-        built.push((component.clone(), factory(component)?.build()?));
-    }
-    for (config, component) in built {
-        let token = CancellationToken::new();
-        let status = component.status();
-        let handle = tokio::spawn(component.run(token.clone()));
-        tracing::info!(jid = %config.jid, server = %config.server, service = config.service.as_deref().unwrap_or("-"), "starting");
-        running.insert(
-            config.jid.clone(),
-            Running {
-                config,
-                token,
-                handle,
-                status,
-            },
+/// READY=1, and a log line saying which links are not up.
+fn announce_ready(components: &Components, notes: &[String]) {
+    let links = components.links();
+    let down: Vec<String> = links
+        .iter()
+        .filter(|(_, s)| *s != crate::component::LinkStatus::Connected)
+        .map(|(jid, s)| format!("{jid}: {}", systemd::describe(s)))
+        .collect();
+    if down.is_empty() {
+        tracing::info!(
+            components = components.len(),
+            "ready: every component is connected"
+        );
+    } else {
+        tracing::warn!(
+            components = components.len(),
+            not_connected = %down.join("; "),
+            "ready, but not every component is connected; retrying in the background"
         );
     }
-    Ok(())
+    for note in notes {
+        tracing::warn!(%note, "ready, with a reload problem");
+    }
+    systemd::notify(&[NotifyState::Ready]);
 }
 
-async fn reload(path: &Path, factory: &Factory, running: &mut HashMap<BareJid, Running>) {
+/// Re-reads `path` and applies it; returns what it could not apply.
+async fn reload(
+    path: &Path,
+    factory: &Factory,
+    components: &mut Components,
+    log: &mut crate::config::LogConfig,
+    metrics: &crate::config::MetricsConfig,
+) -> Vec<String> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "reload failed; keeping the running config");
-            return;
+            return vec![format!("reload failed, running the previous config: {e}")];
         }
     };
-    if let Err(e) = check(&config, factory) {
-        tracing::error!(error = %e, "reload failed; keeping the running config");
-        return;
+    let mut notes = logging::reload(log, &config.log);
+    if config.metrics != *metrics {
+        notes.push("[metrics] changed; it applies at the next restart".to_owned());
     }
-    let wanted: HashMap<BareJid, &ComponentConfig> = config
-        .components
-        .iter()
-        .map(|c| (c.jid.clone(), c))
-        .collect();
-    let gone: Vec<BareJid> = running
-        .iter()
-        .filter(|(jid, r)| wanted.get(*jid).is_none_or(|c| !same(c, &r.config)))
-        .map(|(jid, _)| jid.clone())
-        .collect();
-    for jid in &gone {
-        if let Some(r) = running.remove(jid) {
-            tracing::info!(%jid, "stopping (removed or changed)");
-            stop(r).await;
-        }
+    for note in &notes {
+        tracing::warn!(%note, "reload");
     }
-    let fresh = Config {
-        file: config.file.clone(),
-        log: config.log.clone(),
-        metrics: config.metrics.clone(),
-        components: config
-            .components
-            .iter()
-            .filter(|c| !running.contains_key(&c.jid))
-            .cloned()
-            .collect(),
-    };
-    let kept = running.len();
-    if let Err(e) = start_all(&fresh, factory, running) {
-        tracing::error!(error = %e, "reload: could not start a component");
-    }
+    let done = components.reload(&config, factory).await;
     tracing::info!(
-        kept,
-        restarted_or_added = fresh.components.len(),
-        removed_or_changed = gone.len(),
+        kept = done.kept,
+        started = done.started,
+        stopped = done.stopped,
+        left_out = done.problems.len(),
         "reloaded"
     );
-}
-
-/// Equal configs, ignoring where in the file they are.
-fn same(a: &ComponentConfig, b: &ComponentConfig) -> bool {
-    let mut b = b.clone();
-    b.index = a.index;
-    b.source.clone_from(&a.source);
-    *a == b
-}
-
-async fn stop(r: Running) {
-    r.token.cancel();
-    let _ = r.handle.await;
-}
-
-fn statuses(running: &HashMap<BareJid, Running>) -> Vec<watch::Receiver<LinkStatus>> {
-    running.values().map(|r| r.status.clone()).collect()
-}
-
-async fn all_connected(statuses: Vec<watch::Receiver<LinkStatus>>) {
-    for mut status in statuses {
-        let _ = status.wait_for(|s| *s == LinkStatus::Connected).await;
-    }
-}
-
-/// Resolves when a component fails to start, with what failed.
-async fn any_failed(statuses: Vec<watch::Receiver<LinkStatus>>) -> String {
-    let waits: Vec<_> = statuses
-        .into_iter()
-        .map(|mut status| {
-            Box::pin(async move {
-                // The status guard is dropped before waiting on.
-                let error = match status
-                    .wait_for(|s| matches!(s, LinkStatus::Failed { .. }))
-                    .await
-                    .as_deref()
-                {
-                    Ok(LinkStatus::Failed { error }) => Some(error.clone()),
-                    _ => None,
-                };
-                match error {
-                    Some(error) => error,
-                    // Gone without failing: never resolves.
-                    None => std::future::pending().await,
-                }
-            })
-        })
-        .collect();
-    if waits.is_empty() {
-        return std::future::pending().await;
-    }
-    futures::future::select_all(waits).await.0
-}
-
-fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
-}
-
-fn monotonic() -> Option<NotifyState<'static>> {
-    NotifyState::monotonic_usec_now().ok()
-}
-
-fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(false, states) {
-        tracing::debug!(error = %e, "sd_notify");
-    }
+    notes.extend(done.problems);
+    notes
 }
 
 /// The default config path.
