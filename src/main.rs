@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+mod check;
 mod server_config;
 mod services;
 
@@ -11,12 +12,28 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use satellite::Config;
 
+/// Exit code: the config file cannot be read or parsed, or a
+/// `[[component]]` key or secret is wrong.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code: a component cannot start (service, settings, or what they
+/// need: TLS files, listen addresses, directories), or a runtime error.
+const EXIT_START: u8 = 1;
+
 /// Run XMPP external components (XEP-0114) from one TOML file.
 ///
-/// Each [[component]] table of the config attaches one service (echo, …)
-/// to a server (Prosody, ejabberd, Openfire…) under its own subdomain.
+/// Each [[component]] table of the config attaches one service (echo,
+/// proxy65, upload) to a server (Prosody, ejabberd, Openfire…) under its
+/// own subdomain.
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(
+    version,
+    about,
+    long_about,
+    after_long_help = "Exit codes of run and check: 0 OK; 1 a component cannot start (its service or \
+                       settings, or what they need: TLS files, listen addresses, directories), or \
+                       run failed; 2 the config file cannot be read or parsed, or a [[component]] \
+                       key or secret is wrong."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,24 +42,53 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Connect every component and serve until SIGTERM (SIGHUP reloads).
+    ///
+    /// Refuses to start what `satellite check` refuses. On SIGHUP the
+    /// config is read again: a component that cannot start is left out
+    /// (logged, and shown in systemd's status) and the others keep
+    /// running. Exit codes as for check; 1 also when a service fails to
+    /// start or the process fails while running.
     Run {
         /// The config file.
         #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
         config: PathBuf,
     },
-    /// Validate the config and its secrets without connecting.
+    /// Validate the config, its secrets and what its services need, without connecting.
+    ///
+    /// Checks what `run` would refuse: the file and its secrets, each
+    /// service's settings, TLS certificates and keys (read and parsed),
+    /// listen addresses (bound for a moment), storage directories
+    /// (written to), [log] and [metrics]. Run it as the user the service
+    /// runs as.
+    ///
+    /// Exit codes: 0 OK; 1 a component cannot start (its service or
+    /// settings, or what they need: TLS files, listen addresses,
+    /// directories); 2 the config file cannot be read or parsed, or a
+    /// [[component]] key or secret is wrong.
     Check {
         /// The config file.
         #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
         config: PathBuf,
+        /// Do not test-bind listen addresses (while this config's satellite
+        /// runs, they are its own and in use).
+        #[arg(long)]
+        no_bind: bool,
     },
-    /// Print the Prosody `Component` lines matching the config.
+    /// Print the Prosody lines matching the config (they contain the secrets).
+    ///
+    /// The output contains each component's shared secret: write it only
+    /// where the server's config is kept (e.g. `>> /etc/prosody/prosody.cfg.lua`
+    /// or a root-only file), not to a shared terminal log or a ticket.
     ProsodyConfig {
         /// The config file.
         #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
         config: PathBuf,
     },
-    /// Print the ejabberd `ejabberd_service` listener matching the config.
+    /// Print the ejabberd listener matching the config (it contains the secrets).
+    ///
+    /// The output contains each component's shared secret: write it only
+    /// where the server's config is kept (e.g. a root-only file included
+    /// from ejabberd.yml), not to a shared terminal log or a ticket.
     EjabberdConfig {
         /// The config file.
         #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
@@ -54,7 +100,7 @@ impl Command {
     fn config_path(&self) -> &PathBuf {
         match self {
             Command::Run { config }
-            | Command::Check { config }
+            | Command::Check { config, .. }
             | Command::ProsodyConfig { config }
             | Command::EjabberdConfig { config } => config,
         }
@@ -69,15 +115,18 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
     let result = match cli.command {
         Command::Run { .. } => {
             satellite::serve::init_logging(&config.log);
-            satellite::serve::serve(&path, config, services::factory).await
+            match check::check(&config, true) {
+                Ok(()) => satellite::serve::serve(&path, config, services::factory).await,
+                Err(e) => Err(e),
+            }
         }
-        Command::Check { .. } => satellite::serve::check(&config, &services::factory).map(|()| {
+        Command::Check { no_bind, .. } => check::check(&config, !no_bind).map(|()| {
             println!("{}: OK", path.display());
             for c in &config.components {
                 let service = c.service.as_deref().unwrap_or("-");
@@ -97,7 +146,7 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_START)
         }
     }
 }

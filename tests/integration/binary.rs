@@ -73,21 +73,25 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Exit code 2: the file or a secret; 1: a component cannot start.
     let cases = [
         (
             "unknown-key.toml",
             format!("{}sekret = \"x\"\n", component(ECHO, 5347, "echo.secret")),
             "unknown field `sekret`",
+            2,
         ),
         (
             "bad-service.toml",
             component(ECHO, 5347, "echo.secret").replace("\"echo\"", "\"ecco\""),
             "component[0].service: unknown service `ecco`; expected one of echo",
+            1,
         ),
         (
             "no-secret.toml",
             component(ECHO, 5347, "missing.secret"),
             "component[0].secret_file: cannot read",
+            2,
         ),
         (
             "bad-setting.toml",
@@ -96,13 +100,14 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
                 component(ECHO, 5347, "echo.secret")
             ),
             "component[0].settings",
+            1,
         ),
     ];
-    for (name, text, expected) in cases {
+    for (name, text, expected, exit) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, text).expect("write");
         let (code, _, err) = satellite(&["check", "-c", path.to_str().expect("utf8")]).await;
-        assert_ne!(code, 0, "{name} passed");
+        assert_eq!(code, exit, "{name}: {err}");
         assert!(err.contains(name), "{name}: the file is not named: {err}");
         assert!(
             err.contains(expected),
@@ -141,36 +146,59 @@ struct Daemon {
     child: Child,
     log: PathBuf,
     notify: tokio::net::UnixDatagram,
+    /// Every notification received so far, in order.
+    history: std::sync::Mutex<Vec<String>>,
 }
 
 impl Daemon {
     /// Starts `satellite run` with a NOTIFY_SOCKET of our own, as systemd
     /// would for `Type=notify`.
     fn start(config: &Path, log: PathBuf) -> Daemon {
+        Self::start_with(config, log, Some("info"))
+    }
+
+    /// Like [`Daemon::start`], with `RUST_LOG` set to `rust_log` (or unset:
+    /// the config's `[log] level` decides).
+    fn start_with(config: &Path, log: PathBuf, rust_log: Option<&str>) -> Daemon {
         let file = std::fs::File::create(&log).expect("log file");
         let socket = log.with_extension("notify");
         let notify = tokio::net::UnixDatagram::bind(&socket).expect("notify socket");
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["run", "-c", config.to_str().expect("utf8")])
-            .env("RUST_LOG", "info")
             .env("NOTIFY_SOCKET", &socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn satellite run");
-        Daemon { child, log, notify }
+            .kill_on_drop(true);
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let child = command.spawn().expect("spawn satellite run");
+        Daemon {
+            child,
+            log,
+            notify,
+            history: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The next notification, recorded in the history.
+    async fn next_notification(&self) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = self.notify.recv(&mut buf).await.expect("recv");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        self.history.lock().expect("history").push(msg.clone());
+        msg
     }
 
     /// Waits for a notification containing `state` (e.g. "READY=1").
     async fn notified(&self, state: &str) {
-        let mut buf = vec![0u8; 4096];
         let mut seen = Vec::new();
         let found = tokio::time::timeout(T, async {
             loop {
-                let n = self.notify.recv(&mut buf).await.expect("recv");
-                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let msg = self.next_notification().await;
                 if msg.lines().any(|l| l == state) {
                     return;
                 }
@@ -185,6 +213,41 @@ impl Daemon {
         );
     }
 
+    /// The first STATUS= line, received so far or next, containing every
+    /// one of `parts`.
+    async fn status_containing(&self, parts: &[&str]) -> String {
+        let matches = |msg: &str| {
+            msg.lines()
+                .find(|l| l.starts_with("STATUS=") && parts.iter().all(|p| l.contains(p)))
+                .map(str::to_owned)
+        };
+        let earlier = self
+            .history
+            .lock()
+            .expect("history")
+            .iter()
+            .find_map(|m| matches(m));
+        if let Some(line) = earlier {
+            return line;
+        }
+        let found = tokio::time::timeout(T, async {
+            loop {
+                if let Some(line) = matches(&self.next_notification().await) {
+                    return line;
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(line) => line,
+            Err(_) => panic!(
+                "no STATUS= with {parts:?}; got {:?}\n{}",
+                self.history.lock().expect("history"),
+                self.log()
+            ),
+        }
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -192,6 +255,17 @@ impl Daemon {
     fn signal(&self, signal: Signal) {
         let pid = self.child.id().expect("running") as i32;
         kill(Pid::from_raw(pid), signal).expect("signal");
+    }
+
+    /// SIGTERM, and a clean exit.
+    async fn stop(mut self) {
+        self.signal(Signal::SIGTERM);
+        self.notified("STOPPING=1").await;
+        let status = tokio::time::timeout(T, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("wait");
+        assert!(status.success(), "exit status {status:?}\n{}", self.log());
     }
 }
 
@@ -316,40 +390,250 @@ async fn run_reload_and_graceful_stop() {
     drop(prosody);
 }
 
+/// An upload component's table with these settings.
+fn upload(jid: &str, server_port: u16, settings: &str) -> String {
+    format!(
+        "[[component]]\nservice = \"upload\"\njid = \"{jid}\"\nserver = \"127.0.0.1:{server_port}\"\n\
+         secret_file = \"echo.secret\"\n[component.settings]\n{settings}\n\n"
+    )
+}
+
+/// A proxy65 component's table listening on `port`.
+fn proxy65(jid: &str, server_port: u16, port: u16) -> String {
+    format!(
+        "[[component]]\nservice = \"proxy65\"\njid = \"{jid}\"\nserver = \"127.0.0.1:{server_port}\"\n\
+         secret_file = \"echo.secret\"\n[component.settings]\nlisten = \"127.0.0.1:{port}\"\n\n"
+    )
+}
+
 #[tokio::test]
-async fn a_service_that_cannot_start_makes_run_exit_with_the_reason() {
-    // The upload service's HTTP port is taken: `satellite run` says so and
-    // exits non-zero (systemd's Restart=on-failure then retries), rather
-    // than running without it.
+async fn check_refuses_what_run_would_refuse_and_run_refuses_it_too() {
+    // What a service needs from the machine: TLS files, a listen address,
+    // a writable storage directory; and the process's own [log] and
+    // [metrics]. `check` refuses each with exit code 1, naming the file
+    // and the key, and `run` refuses the same with the same words.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
+    let free = crate::support::free_port();
     let dir = temp_dir();
-    std::fs::write(dir.path().join("upload.secret"), SECRET).expect("secret");
-    let config = dir.path().join("upload.toml");
+    std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
+    std::fs::write(dir.path().join("plain"), "").expect("a file");
+    let jid = "upload.localhost";
+    let cases = [
+        (
+            "tls.toml",
+            upload(
+                jid,
+                1,
+                &format!(
+                    "listen = \"127.0.0.1:{free}\"\nstorage_dir = \"files\"\n\
+                     tls_cert = \"/nonexistent.crt\"\ntls_key = \"/nonexistent.key\""
+                ),
+            ),
+            "component[0].settings.tls_cert: cannot read `/nonexistent.crt`".to_owned(),
+        ),
+        (
+            "listen.toml",
+            upload(
+                jid,
+                1,
+                &format!("listen = \"127.0.0.1:{port}\"\nstorage_dir = \"files\""),
+            ),
+            format!("component[0].settings.listen: cannot listen on 127.0.0.1:{port}"),
+        ),
+        (
+            "storage.toml",
+            upload(
+                jid,
+                1,
+                &format!("listen = \"127.0.0.1:{free}\"\nstorage_dir = \"plain/files\""),
+            ),
+            "component[0].settings.storage_dir: cannot create".to_owned(),
+        ),
+        (
+            "proxy.toml",
+            proxy65("proxy.localhost", 1, port),
+            format!("component[0].settings.listen: cannot listen on 127.0.0.1:{port}"),
+        ),
+        (
+            "twice.toml",
+            format!(
+                "{}{}",
+                proxy65("proxy.localhost", 1, free),
+                proxy65("proxy2.localhost", 1, free)
+            ),
+            format!(
+                "component[1].settings.listen: 127.0.0.1:{free} overlaps component[0].settings.listen"
+            ),
+        ),
+        (
+            "metrics.toml",
+            format!(
+                "[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+                component(ECHO, 1, "echo.secret")
+            ),
+            format!("metrics.listen: cannot listen on 127.0.0.1:{port}"),
+        ),
+        (
+            "log.toml",
+            format!(
+                "[log]\nlevel = \"satellite=loud\"\n\n{}",
+                component(ECHO, 1, "echo.secret")
+            ),
+            "log.level: `satellite=loud` is not a tracing filter".to_owned(),
+        ),
+    ];
+    for (name, text, expected) in &cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let path = path.to_str().expect("utf8");
+        let (code, _, err) = satellite(&["check", "-c", path]).await;
+        assert_eq!(code, 1, "check {name}: {err}");
+        assert!(
+            err.contains(&format!("{path}: {expected}")),
+            "check {name}: expected {expected:?} in {err}"
+        );
+        let out = tokio::time::timeout(T, Command::new(BIN).args(["run", "-c", path]).output())
+            .await
+            .expect("run exits by itself")
+            .expect("run");
+        let run_err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "run {name}: {run_err}");
+        assert!(
+            run_err.contains(&format!("{path}: {expected}")),
+            "run {name}: expected {expected:?} in {run_err}"
+        );
+    }
+    // The checks leave nothing behind.
+    assert!(!dir.path().join("files").exists(), "check created storage");
+
+    // While this config's satellite runs, its listeners are its own:
+    // --no-bind checks everything else.
+    let listen = dir.path().join("listen.toml");
+    let listen = listen.to_str().expect("utf8");
+    let (code, out, err) = satellite(&["check", "--no-bind", "-c", listen]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    drop(taken);
+    let (code, out, err) = satellite(&["check", "-c", listen]).await;
+    assert_eq!(code, 0, "a free address passes: {out}{err}");
+
+    // The help says what the exit codes mean.
+    let (_, help, _) = satellite(&["check", "--help"]).await;
+    assert!(
+        help.contains("Exit codes: 0 OK; 1 a component cannot start"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_that_cannot_start_on_reload_is_left_out_and_the_rest_runs_on() {
+    let prosody = Prosody::start(&[(ECHO, SECRET)], &[("alice", "alice-pw")], "").await;
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
+    let config = dir.path().join("satellite.toml");
+    let echo = component(ECHO, prosody.component_port, "echo.secret");
+    std::fs::write(&config, format!("[log]\nlevel = \"warn\"\n\n{echo}")).expect("config");
+    // No RUST_LOG: the config's level decides, and a reload can change it.
+    let daemon = Daemon::start_with(&config, dir.path().join("satellite.log"), None);
+    daemon.notified("READY=1").await;
+    let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
+    wait_answering(&mut alice, ECHO, &daemon).await;
+    assert!(
+        !daemon.log().contains("connected"),
+        "level warn logs no connects:\n{}",
+        daemon.log()
+    );
+
+    // Added: an upload whose TLS files are missing (its preflight refuses
+    // it), and one whose catalog is not a database (the service fails
+    // when it starts). The level goes to info; [metrics] needs a restart.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).expect("mkdir");
+    std::fs::write(broken.join("catalog.sqlite3"), vec![b'x'; 4096]).expect("catalog");
+    let metrics_port = crate::support::free_port();
+    let text = format!(
+        "[log]\nlevel = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n{echo}{}{}",
+        upload(
+            "upload.localhost",
+            prosody.component_port,
+            "storage_dir = \"files\"\ntls_cert = \"/nonexistent.crt\"\ntls_key = \"/nonexistent.key\""
+        ),
+        upload(
+            "upload2.localhost",
+            prosody.component_port,
+            &format!(
+                "storage_dir = \"broken\"\nlisten = \"127.0.0.1:{}\"",
+                crate::support::free_port()
+            )
+        ),
+    );
+    std::fs::write(&config, text).expect("config");
+    daemon.signal(Signal::SIGHUP);
+    daemon.notified("RELOADING=1").await;
+    daemon.notified("READY=1").await;
+    daemon
+        .status_containing(&[
+            "upload.localhost left out: ",
+            "component[1].settings.tls_cert: cannot read `/nonexistent.crt`",
+        ])
+        .await;
+    daemon
+        .status_containing(&["upload2.localhost left out: upload: catalog"])
+        .await;
+    daemon
+        .status_containing(&["[metrics] changed; it applies at the next restart"])
+        .await;
+    let log = daemon.log();
+    assert!(log.contains("log level changed"), "{log}");
+    assert!(log.contains("reloaded"), "{log}");
+    assert_eq!(
+        echo_round_trip(&mut alice, "r1", "still here").await,
+        "still here"
+    );
+    wait_answering(&mut alice, ECHO, &daemon).await;
+
+    // Fixed and reloaded: the problems are gone from the status.
+    std::fs::write(&config, format!("[log]\nlevel = \"info\"\n\n{echo}")).expect("config");
+    daemon.signal(Signal::SIGHUP);
+    daemon.notified("RELOADING=1").await;
+    daemon.notified("READY=1").await;
+    daemon.status_containing(&["STATUS=1 connected"]).await;
+    daemon.stop().await;
+    drop(prosody);
+}
+
+#[tokio::test]
+async fn ready_and_status_say_which_component_the_server_refuses() {
+    // The server does not declare echo2: satellite still gets READY=1 (no
+    // start timeout, no restart loop), says why in STATUS=, and retries.
+    let prosody = Prosody::start(&[(ECHO, SECRET)], &[("alice", "alice-pw")], "").await;
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
+    let config = dir.path().join("satellite.toml");
     std::fs::write(
         &config,
         format!(
-            "[[component]]\nservice = \"upload\"\njid = \"upload.localhost\"\nserver = \"127.0.0.1:1\"\n\
-             secret_file = \"upload.secret\"\n[component.settings]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = \"files\"\n"
+            "{}{}",
+            component(ECHO, prosody.component_port, "echo.secret"),
+            component(ECHO2, prosody.component_port, "echo.secret")
         ),
     )
     .expect("config");
-    let out = tokio::time::timeout(
-        T,
-        Command::new(BIN)
-            .args(["run", "-c", config.to_str().expect("utf8")])
-            .output(),
-    )
-    .await
-    .expect("exits by itself")
-    .expect("run");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let daemon = Daemon::start(&config, dir.path().join("satellite.log"));
+    daemon.notified("READY=1").await;
+    let status = daemon
+        .status_containing(&["1/2 connected", ECHO2, "retrying"])
+        .await;
+    assert!(!status.contains(&format!("{ECHO}:")), "{status}");
     assert!(
-        err.contains(&format!(
-            "upload.localhost: upload: cannot listen on 127.0.0.1:{port}"
-        )),
-        "{err}"
+        daemon
+            .log()
+            .contains("ready, but not every component is connected"),
+        "{}",
+        daemon.log()
     );
-    drop(taken);
+    let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
+    wait_answering(&mut alice, ECHO, &daemon).await;
+    daemon.stop().await;
+    drop(prosody);
 }

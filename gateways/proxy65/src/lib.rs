@@ -84,6 +84,7 @@ pub mod config;
 pub mod limits;
 pub mod payload;
 pub mod plugin;
+pub mod preflight;
 pub mod registry;
 pub mod relay;
 pub mod server;

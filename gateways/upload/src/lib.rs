@@ -73,6 +73,7 @@ pub mod http;
 pub mod metrics;
 pub mod mime;
 pub mod plugin;
+pub mod preflight;
 pub mod request;
 pub mod service;
 pub mod slot;

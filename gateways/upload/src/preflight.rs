@@ -1,0 +1,255 @@
+//! What the upload service needs from the machine, checked before it
+//! starts: its TLS files read and parsed, its HTTP listener bindable, its
+//! storage directory writable. `satellite check` runs these checks, and
+//! `satellite run` runs the same ones before starting the service (also
+//! on reload), so the two never disagree.
+//!
+//! Every error names the file, the key and what was expected:
+//!
+//! ```text
+//! /etc/satellite/upload.toml: component[0].settings.tls_cert: cannot read `/etc/ssl/upload.crt`: No such file or directory (os error 2); expected a PEM certificate chain
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use satellite::{BoxError, ComponentConfig, ConfigError};
+
+use crate::config::{Settings, TlsFiles};
+
+/// Runs every check for the upload service of `config` (its settings
+/// already read). With `bind` false the listener is not test-bound: a
+/// running satellite holds its own.
+pub fn check(config: &ComponentConfig, settings: &Settings, bind: bool) -> Result<(), BoxError> {
+    if let Some(files) = &settings.tls {
+        tls(config, files)?;
+    }
+    if bind {
+        listener(config, settings.listen)?;
+    }
+    storage_dir(config, &settings.storage_dir)?;
+    Ok(())
+}
+
+/// The certificate chain and key can be read and make a TLS server
+/// config: the same code that builds the service's TLS acceptor.
+pub fn tls(config: &ComponentConfig, files: &TlsFiles) -> Result<(), ConfigError> {
+    for (key, path, what) in [
+        ("tls_cert", &files.cert, "a PEM certificate chain"),
+        ("tls_key", &files.key, "the PEM private key of tls_cert"),
+    ] {
+        std::fs::File::open(path).map_err(|e| {
+            config.settings_error(
+                key,
+                format!("cannot read `{}`: {e}; expected {what}", path.display()),
+            )
+        })?;
+    }
+    crate::http::tls_acceptor(files).map_err(|e| {
+        config.settings_error(
+            "tls_cert",
+            format!("{e}; expected a PEM certificate chain and its private key in tls_key"),
+        )
+    })?;
+    Ok(())
+}
+
+/// `listen` can be bound now (the test listener closes at once).
+pub fn listener(config: &ComponentConfig, listen: SocketAddr) -> Result<(), ConfigError> {
+    std::net::TcpListener::bind(listen).map(drop).map_err(|e| {
+        config.settings_error(
+            "listen",
+            format!("cannot listen on {listen}: {e}; expected a free address of this host"),
+        )
+    })
+}
+
+/// The storage directory, and the `files/` and `partial/` directories
+/// under it, exist or can be created, and files can be created in them;
+/// an existing catalog and slot key can be opened. Directories created
+/// for the check are removed again.
+pub fn storage_dir(config: &ComponentConfig, dir: &Path) -> Result<(), ConfigError> {
+    let at = |m: String| config.settings_error("storage_dir", m);
+    let expected = "expected a directory this user can write (created when missing)";
+    let mut created = Vec::new();
+    let result = (|| {
+        for d in [dir.to_owned(), dir.join("files"), dir.join("partial")] {
+            create_missing(&d, &mut created).map_err(|(p, e)| {
+                at(format!("cannot create `{}`: {e}; {expected}", p.display()))
+            })?;
+            probe_write(&d).map_err(|e| {
+                at(format!(
+                    "cannot write in `{}`: {e}; {expected}",
+                    d.display()
+                ))
+            })?;
+        }
+        let mut rw = std::fs::OpenOptions::new();
+        rw.read(true).write(true);
+        for name in [
+            "catalog.sqlite3",
+            "catalog.sqlite3-wal",
+            "catalog.sqlite3-shm",
+        ] {
+            open_existing(&dir.join(name), &rw).map_err(|(p, e)| {
+                at(format!(
+                    "cannot open `{}` for writing: {e}; expected the catalog to belong to this user",
+                    p.display()
+                ))
+            })?;
+        }
+        let mut read = std::fs::OpenOptions::new();
+        read.read(true);
+        open_existing(&dir.join("slot.key"), &read).map_err(|(p, e)| {
+            at(format!(
+                "cannot read `{}`: {e}; expected the slot key to belong to this user",
+                p.display()
+            ))
+        })
+    })();
+    for d in created.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+    result
+}
+
+/// Creates `dir` and its missing parents, recording each one created.
+fn create_missing(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), (PathBuf, io::Error)> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    for d in missing.into_iter().rev() {
+        if d.as_os_str().is_empty() {
+            continue;
+        }
+        std::fs::create_dir(d).map_err(|e| (d.to_owned(), e))?;
+        created.push(d.to_owned());
+    }
+    if !dir.is_dir() {
+        return Err((
+            dir.to_owned(),
+            io::Error::new(io::ErrorKind::AlreadyExists, "it is not a directory"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates and removes a probe file in `dir`.
+fn probe_write(dir: &Path) -> io::Result<()> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let probe = dir.join(format!(".satellite-check-{}-{nanos}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// Opens `path` with `options` if it exists.
+fn open_existing(path: &Path, options: &std::fs::OpenOptions) -> Result<(), (PathBuf, io::Error)> {
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err((path.to_owned(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, settings: &str) -> (ComponentConfig, Settings) {
+        let source = dir.join("upload.toml");
+        let c = ComponentConfig::with_settings(
+            "upload.example.org",
+            source.to_str().expect("utf8"),
+            settings,
+        )
+        .expect("config");
+        let s = Settings::load(&c).expect("settings");
+        (c, s)
+    }
+
+    #[test]
+    fn missing_tls_files_are_named_by_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, s) = config(
+            dir.path(),
+            "tls_cert = \"/nonexistent.crt\"\ntls_key = \"/nonexistent.key\"\nstorage_dir = \"files\"",
+        );
+        let err = check(&c, &s, false).expect_err("no cert").to_string();
+        assert!(
+            err.contains("component[0].settings.tls_cert: cannot read `/nonexistent.crt`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tls_file_that_is_not_pem_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("c.pem"), "not a certificate").expect("write");
+        std::fs::write(dir.path().join("k.pem"), "not a key").expect("write");
+        let (c, s) = config(
+            dir.path(),
+            "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nstorage_dir = \"files\"",
+        );
+        let err = check(&c, &s, false).expect_err("no cert").to_string();
+        assert!(err.contains("component[0].settings.tls_cert: "), "{err}");
+        assert!(err.contains("no certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_taken_listen_address_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let (c, s) = config(
+            dir.path(),
+            &format!("listen = \"{addr}\"\nstorage_dir = \"files\""),
+        );
+        let err = check(&c, &s, true).expect_err("taken").to_string();
+        assert!(
+            err.contains(&format!(
+                "component[0].settings.listen: cannot listen on {addr}"
+            )),
+            "{err}"
+        );
+        check(&c, &s, false).expect("not bound without `bind`");
+    }
+
+    #[test]
+    fn storage_dir_is_probed_and_left_as_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (c, s) = config(dir.path(), "storage_dir = \"a/b\"");
+        check(&c, &s, false).expect("creatable");
+        assert!(!dir.path().join("a").exists(), "the check left directories");
+
+        std::fs::write(dir.path().join("plain"), "").expect("write");
+        let (c, s) = config(dir.path(), "storage_dir = \"plain\"");
+        let err = check(&c, &s, false).expect_err("a file").to_string();
+        assert!(
+            err.contains("component[0].settings.storage_dir: cannot create"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_read_only_storage_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).expect("mkdir");
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        if probe_write(&ro).is_ok() {
+            // Running as root: permissions do not stop writes.
+            return;
+        }
+        let (c, s) = config(dir.path(), "storage_dir = \"ro\"");
+        let err = check(&c, &s, false).expect_err("read-only").to_string();
+        assert!(
+            err.contains("component[0].settings.storage_dir: cannot"),
+            "{err}"
+        );
+    }
+}
