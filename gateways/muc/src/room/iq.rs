@@ -9,8 +9,28 @@ use satellite::{Element, IqRequest, IqType};
 use super::{Env, Outcome, Room};
 use crate::stanza::{
     Error, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC_ADMIN, NS_MUC_OWNER, NS_REGISTER, NS_STANZA,
-    el_attrs,
+    el_attrs, set_attr,
 };
+
+/// The id of a relayed IQ: the asker's full JID and id, hex-encoded (so
+/// the reply finds its way back without state in the room).
+fn relay_id(asker: &str, id: &str) -> String {
+    let raw = format!("{asker}\0{id}");
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_relay_id(id: &str) -> Option<(String, String)> {
+    if !id.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(id.get(i..i + 2)?, 16).ok())
+        .collect();
+    let raw = String::from_utf8(bytes?).ok()?;
+    let (asker, orig) = raw.split_once('\0')?;
+    Some((asker.to_owned(), orig.to_owned()))
+}
 
 /// The result IQ answering `req`, with an optional payload.
 pub fn iq_result(req: &IqRequest, payload: Option<Element>) -> Element {
@@ -111,8 +131,11 @@ impl Room {
         }
     }
 
-    /// IQs to `room@service/nick`: a self-ping is answered here; anything
-    /// else needs the occupant's client and is refused.
+    /// IQs to `room@service/nick`: a self-ping (XEP-0410) is answered
+    /// here; anything else is relayed to the occupant's primary session,
+    /// `from` the sender's nick, with an id that routes the reply back
+    /// (see [`Room::handle_iq_response`]). vCard and PubSub requests go to
+    /// the occupant's bare JID.
     fn iq_to_occupant(&self, req: &IqRequest) -> Result<Option<Element>, Error> {
         let from = req.from.to_string();
         let Some(sender) = self.occupant_by_session(&from) else {
@@ -120,15 +143,75 @@ impl Room {
                 .with_text("You are not currently connected to this chat"));
         };
         let nick = req.to.resource().map(|r| r.to_string()).unwrap_or_default();
-        if self.occupant_by_nick(&nick).is_none() {
+        let Some(target) = self.occupant_by_nick(&nick) else {
             return Err(Error::new("cancel", "item-not-found").with_text("Recipient not in room"));
-        }
+        };
         if sender.nick == nick
             && req.type_ == IqType::Get
             && req.payload.is("ping", "urn:xmpp:ping")
         {
             return Ok(Some(iq_result(req, None)));
         }
-        Err(Error::new("cancel", "service-unavailable"))
+        let Some(primary) = target.sessions.first() else {
+            return Err(Error::new("cancel", "item-not-found").with_text("Recipient not in room"));
+        };
+        let ns = req.payload.ns();
+        let to = if matches!(
+            ns.as_str(),
+            "vcard-temp" | "http://jabber.org/protocol/pubsub" | "urn:ietf:params:xml:ns:vcard-4.0"
+        ) {
+            target.bare.as_str()
+        } else {
+            primary.jid.as_str()
+        };
+        let type_ = match req.type_ {
+            IqType::Get => "get",
+            IqType::Set => "set",
+        };
+        let mut iq = el_attrs(
+            "iq",
+            NS_STANZA,
+            &[
+                ("from", Some(&sender.jid)),
+                ("to", Some(to)),
+                ("id", Some(&relay_id(&from, &req.id))),
+                ("type", Some(type_)),
+            ],
+        );
+        iq.append_child(req.payload.clone());
+        Ok(Some(iq))
+    }
+
+    /// A result or error IQ to `room@service/nick` answering a relayed
+    /// request: back to the asker, `from` the answerer's nick, with the
+    /// asker's id. Anything that does not match a relayed request is
+    /// dropped.
+    pub fn handle_iq_response(&mut self, iq: &Element) -> Outcome {
+        let mut out = Outcome::default();
+        let (Some(from), Some(id), Some(to)) = (iq.attr("from"), iq.attr("id"), iq.attr("to"))
+        else {
+            return out;
+        };
+        let Some((asker, orig_id)) = parse_relay_id(id) else {
+            return out;
+        };
+        let Some(answerer) = self
+            .occupant_by_session(from)
+            .or_else(|| self.occupants.iter().find(|o| o.bare == from))
+        else {
+            return out;
+        };
+        let Some(asker_occ) = self.occupant_by_session(&asker) else {
+            return out;
+        };
+        if to.split_once('/').map(|(_, n)| n) != Some(asker_occ.nick.as_str()) {
+            return out;
+        }
+        let mut reply = iq.clone();
+        set_attr(&mut reply, "from", answerer.jid.as_str());
+        set_attr(&mut reply, "to", asker);
+        set_attr(&mut reply, "id", orig_id);
+        out.send(reply);
+        out
     }
 }

@@ -628,16 +628,25 @@ fn self_ping_is_answered() {
 fn probes_like_muc_presence_probe() {
     let b = Bench::new();
     let mut r = b.instant("room");
-    b.configure(&mut r, ROMEO, "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field>");
+    b.configure(
+        &mut r,
+        ROMEO,
+        "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field>",
+    );
     let probe = |from: &str, nick: &str| {
-        xml(&format!("<presence xmlns='jabber:component:accept' type='probe' from='{from}' to='room@conference.localhost/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"))
+        xml(&format!(
+            "<presence xmlns='jabber:component:accept' type='probe' from='{from}' to='room@conference.localhost/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
     };
     let out = b.presence(&mut r, probe(ROMEO, "romeo"));
     let rm = to(&out, ROMEO);
     assert_eq!(rm.len(), 1);
     assert_eq!(items(rm[0])[0].attr("jid"), Some(ROMEO));
     assert!(codes(rm[0]).is_empty());
-    assert_eq!(error_to(&b.presence(&mut r, probe(JULIET, "romeo")), JULIET), "not-acceptable");
+    assert_eq!(
+        error_to(&b.presence(&mut r, probe(JULIET, "romeo")), JULIET),
+        "not-acceptable"
+    );
     b.presence(&mut r, join("room", JULIET, "Juliet"));
     let out = b.presence(&mut r, probe(ROMEO, "Juliet"));
     let rm = to(&out, ROMEO);
@@ -651,4 +660,48 @@ fn probes_like_muc_presence_probe() {
     assert_eq!(item.attr("nick"), Some("Mercutio"));
     assert_eq!(item.attr("jid"), Some("mercutio@localhost"));
     assert_eq!(item.attr("role"), Some("none"));
+}
+
+#[test]
+fn iqs_to_occupants_are_relayed_and_answered_back() {
+    let b = Bench::new();
+    let mut r = b.instant("room");
+    b.presence(&mut r, join("room", JULIET, "Juliet"));
+    let req = iq_to(
+        ROMEO,
+        "room@conference.localhost/Juliet",
+        IqType::Get,
+        "<query xmlns='jabber:iq:version'/>",
+    );
+    let out = r.handle_iq(&b.env(), &req);
+    let fwd = to(&out, JULIET);
+    assert_eq!(fwd.len(), 1, "{:?}", texts(&out));
+    assert_eq!(fwd[0].attr("from"), Some("room@conference.localhost/romeo"));
+    let id = fwd[0].attr("id").expect("id").to_owned();
+    let vcard = iq_to(
+        ROMEO,
+        "room@conference.localhost/Juliet",
+        IqType::Get,
+        "<vCard xmlns='vcard-temp'/>",
+    );
+    assert_eq!(
+        to(&r.handle_iq(&b.env(), &vcard), "juliet@localhost").len(),
+        1
+    );
+    let answer = xml(&format!(
+        "<iq xmlns='jabber:component:accept' type='result' id='{id}' from='{JULIET}' to='room@conference.localhost/romeo'><query xmlns='jabber:iq:version'><name>x</name></query></iq>"
+    ));
+    let out = r.handle_iq_response(&answer);
+    let back = to(&out, ROMEO);
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        back[0].attr("from"),
+        Some("room@conference.localhost/Juliet")
+    );
+    assert_eq!(back[0].attr("id"), Some("iq1"));
+    // Forged or stale ids go nowhere.
+    let forged = xml(&format!(
+        "<iq xmlns='jabber:component:accept' type='result' id='zz' from='{JULIET}' to='room@conference.localhost/romeo'/>"
+    ));
+    assert!(r.handle_iq_response(&forged).stanzas.is_empty());
 }
