@@ -42,7 +42,7 @@
 //! | no/invalid file name, size not a non-negative integer, bad type | `bad-request` (modify) | |
 //! | larger than `max_file_size` | `not-acceptable` (modify) | `<file-too-large><max-file-size/>` |
 //! | type not in `allowed_types` | `not-acceptable` (modify) | |
-//! | daily, user or global quota used up | `resource-constraint` (wait) | `<retry stamp/>` when known |
+//! | daily, user or global quota used up, or `max_open_slots` slots not yet uploaded | `resource-constraint` (wait) | `<retry stamp/>` when known |
 //! | disk below `min_free_space` | `resource-constraint` (wait) | |
 //!
 //! The HTTP statuses of a PUT are listed in `http::put`'s docs; GET and

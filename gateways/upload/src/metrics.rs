@@ -4,7 +4,7 @@
 //! | name | kind | meaning |
 //! |---|---|---|
 //! | `satellite_upload_slots_total` | counter | slots issued |
-//! | `satellite_upload_refused_total` | counter | slot requests and PUTs refused, label `reason` |
+//! | `satellite_upload_refused_total` | counter | slot requests, PUTs and connections refused, label `reason` (e.g. `daily_quota`, `open_slots`, `forged`, `stalled`, `busy`: `max_uploads` full, `connections`: `max_connections` full) |
 //! | `satellite_upload_files_total` | counter | uploads completed |
 //! | `satellite_upload_received_bytes_total` | counter | bytes of completed uploads |
 //! | `satellite_upload_sent_bytes_total` | counter | bytes of downloads started (ranges: their length) |

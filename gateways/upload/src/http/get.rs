@@ -5,8 +5,10 @@
 //!   `If-None-Match` / `If-Modified-Since` → 304.
 //! - `Range: bytes=a-b`, `a-`, `-n` → 206 with `Content-Range`; a range
 //!   past the end → 416 with `Content-Range: bytes */len`; several
-//!   ranges, or a malformed header, → the whole file (RFC 9110 lets a
-//!   server ignore Range); `If-Range` that does not match → the whole file.
+//!   ranges (not parsed: see [`range`](super::range)), a reversed or
+//!   malformed one, or any range of an empty file → the whole file (RFC
+//!   9110 lets a server ignore Range); `If-Range` that does not match →
+//!   the whole file.
 //! - `Cache-Control: public, max-age=…, immutable`; `Content-Disposition`
 //!   inline only for `inline_types`, with an RFC 6266 / 8187 file name.
 
