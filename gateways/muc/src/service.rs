@@ -96,6 +96,17 @@ pub fn absent_room(env: &Env, stanza: &Element, live_rooms: usize) -> Absent {
     Absent::Create(Box::new(Room::new(env, &jid)))
 }
 
+/// The answer to an IQ for a room that is neither in memory nor stored:
+/// `item-not-found` from the service (`jid-malformed` for a bad room
+/// name).
+pub fn absent_room_iq(env: &Env, req: &satellite::IqRequest) -> Element {
+    let error = match room_jid(env, &req.to) {
+        Ok(_) => Error::new("cancel", "item-not-found"),
+        Err(e) => e,
+    };
+    crate::room::iq_error(req, &error)
+}
+
 /// The service's disco#info query (identity conference/text, the muc
 /// feature).
 pub fn disco_info(env: &Env) -> Element {
@@ -122,6 +133,30 @@ pub struct RoomItem {
     pub name: String,
     /// Its display name, if configured.
     pub title: Option<String>,
+}
+
+impl RoomItem {
+    /// The list entry of a live room, if it is public.
+    pub fn of(room: &Room) -> Option<Self> {
+        room.config().public.then(|| Self {
+            name: room.name().to_owned(),
+            title: room.config().name.clone(),
+        })
+    }
+
+    /// The list entry of a stored room, if it is public.
+    pub fn of_record(record: &crate::store::RoomRecord) -> Option<Self> {
+        if !record.public {
+            return None;
+        }
+        let title = serde_json::from_str::<crate::room::RoomConfig>(&record.config)
+            .ok()
+            .and_then(|c| c.name);
+        Some(Self {
+            name: record.name.clone(),
+            title,
+        })
+    }
 }
 
 /// What a disco#items request asks of the list (XEP-0059).

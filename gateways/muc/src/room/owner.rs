@@ -84,6 +84,7 @@ impl Room {
     /// then tells the room what changed.
     fn apply_config(&mut self, env: &Env, form: &SubmittedForm, reply: Element, out: &mut Outcome) {
         let was_persistent = self.config.persistent;
+        let old_broadcast = self.config.presence_broadcast.clone();
         let change = self.config.apply(form, env.settings.max_history_messages);
         self.locked_until = None;
         self.history.truncate(self.config.history_length as usize);
@@ -131,15 +132,19 @@ impl Room {
             self.fan_out(&msg, out);
         }
         if change.presence_broadcast {
-            // Everyone sees the room as its new broadcast set shows it.
-            let all: Vec<_> = self
-                .occupants
-                .iter()
-                .map(|o| o.session_jids().map(str::to_owned).collect::<Vec<_>>())
-                .collect();
-            for sessions in all {
-                for jid in sessions {
-                    self.send_occupant_list(env, &jid, |o| o.has_session(&jid), out);
+            // Roles that became visible appear; roles that became hidden
+            // leave everyone else's view.
+            for o in self.occupants.clone() {
+                let now = self.config.broadcasts(o.role);
+                let before = old_broadcast.contains(&o.role);
+                if now && !before {
+                    self.publicise(env, &o, &Announce::default(), out);
+                } else if before && !now {
+                    let a = Announce {
+                        force_unavailable: true,
+                        ..Announce::default()
+                    };
+                    self.publicise(env, &o, &a, out);
                 }
             }
         }

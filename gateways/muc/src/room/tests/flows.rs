@@ -705,3 +705,29 @@ fn iqs_to_occupants_are_relayed_and_answered_back() {
     ));
     assert!(r.handle_iq_response(&forged).stanzas.is_empty());
 }
+
+#[test]
+fn presence_broadcast_change_hides_and_shows_roles() {
+    let b = Bench::new();
+    let mut r = b.instant("room");
+    b.presence(&mut r, join("room", JULIET, "Juliet"));
+    let out = b.configure(
+        &mut r,
+        ROMEO,
+        "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field>",
+    );
+    let rm: Vec<_> = to(&out, ROMEO)
+        .into_iter()
+        .filter(|s| s.name() == "presence")
+        .collect();
+    assert_eq!(rm.len(), 1);
+    assert_eq!(rm[0].attr("from"), Some("room@conference.localhost/Juliet"));
+    assert_eq!(rm[0].attr("type"), Some("unavailable"));
+    let out = b.configure(&mut r, ROMEO, "<field var='muc#roomconfig_presencebroadcast'><value>moderator</value><value>participant</value></field>");
+    let rm: Vec<_> = to(&out, ROMEO)
+        .into_iter()
+        .filter(|s| s.name() == "presence")
+        .collect();
+    assert_eq!(rm.len(), 1);
+    assert_eq!(rm[0].attr("type"), None);
+}
