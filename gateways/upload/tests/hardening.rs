@@ -152,6 +152,35 @@ async fn sockets_that_say_nothing_are_dropped_and_others_get_in() {
 }
 
 #[tokio::test]
+async fn every_connection_over_the_cap_gets_a_503_from_a_bounded_number_of_tasks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, component, base) = start(
+        dir.path(),
+        "max_connections = 1\nheader_timeout = 20",
+        |_| {},
+    )
+    .await;
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let _holder = TcpStream::connect(authority).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // More than the 64 refusing tasks, all at once, none closing its end:
+    // those past the 64 get their 503 without a task.
+    let mut refused = Vec::new();
+    for _ in 0..100 {
+        refused.push(TcpStream::connect(authority).await.expect("connect"));
+    }
+    for tcp in &mut refused {
+        let mut head = [0u8; 12];
+        tokio::time::timeout(T, tcp.read_exact(&mut head))
+            .await
+            .expect("a 503 in time")
+            .expect("a 503");
+        assert_eq!(&head, b"HTTP/1.1 503");
+    }
+    component.stop().await;
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, component, base) = start(dir.path(), "header_timeout = 1", |_| {}).await;

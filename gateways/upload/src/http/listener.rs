@@ -87,9 +87,13 @@ pub async fn serve(
                     tokio::spawn(refuse(tcp, tls.is_none(), refusal));
                 }
                 Err(_) => {
-                    if tls.is_none() {
-                        // A fresh socket's send buffer takes it at once.
-                        let _ = tcp.try_write(OVER_CAP);
+                    // A fresh socket's send buffer takes it at once (the
+                    // std socket is non-blocking; tokio's would not know
+                    // yet that it is writable).
+                    if tls.is_none()
+                        && let Ok(mut tcp) = tcp.into_std()
+                    {
+                        let _ = std::io::Write::write(&mut tcp, OVER_CAP);
                     }
                 }
             }

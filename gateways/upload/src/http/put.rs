@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use satellite::Secret;
 
@@ -66,7 +66,8 @@ pub async fn put(service: Arc<Service>, parts: Parts, body: Body) -> Response {
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            if !reusable {
+            // (HTTP/2 has no such header: hyper resets the stream instead.)
+            if !reusable && parts.version < Version::HTTP_2 {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             response
