@@ -647,6 +647,63 @@ async fn an_expired_slot_is_refused() {
     service.stop().await;
 }
 
+/// One aiohttp session (a keep-alive connection pool, as web and bot
+/// clients use): a PUT without the slot's authorisation, then the proper
+/// PUT, for a small file and for a 1 MiB one. Prints the four statuses.
+const AIOHTTP_RETRY: &str = r#"
+import asyncio, sys
+import aiohttp
+
+async def main(small_put, small_auth, big_put, big_auth):
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for url, auth, body in ((small_put, small_auth, b"hello"), (big_put, big_auth, b"x" * (1 << 20))):
+            bare = url.split("?")[0]
+            for headers in ({}, {"Authorization": auth}):
+                headers["Content-Type"] = "application/octet-stream"
+                try:
+                    async with session.put(bare if not headers.get("Authorization") else url, data=body, headers=headers) as r:
+                        await r.read()
+                        statuses.append(str(r.status))
+                except Exception as e:
+                    statuses.append(type(e).__name__)
+    print(" ".join(statuses))
+
+asyncio.run(main(*sys.argv[1:5]))
+"#;
+
+#[tokio::test]
+async fn a_keep_alive_client_uploads_after_a_refused_put() {
+    let (_prosody, _dir, service, mut alice) = setup("").await;
+    let ty = "application/octet-stream";
+    let (small_get, small_put, small_auth) =
+        slot(&request_slot(&mut alice, "k1", "small.bin", 5, ty).await);
+    let (_, big_put, big_auth) =
+        slot(&request_slot(&mut alice, "k2", "big.bin", 1 << 20, ty).await);
+    let python = std::env::var("SATELLITE_TEST_PYTHON")
+        .unwrap_or_else(|_| crate::support::client::PYTHON.to_owned());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(python)
+            .arg("-c")
+            .arg(AIOHTTP_RETRY)
+            .args([&small_put, &small_auth, &big_put, &big_auth])
+            .output(),
+    )
+    .await
+    .expect("aiohttp within 60 s")
+    .expect("python3 with aiohttp (scripts/install-deps.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.trim(),
+        "401 201 401 201",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(get(&small_get, &[]).await.body, b"hello");
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn works_on_ejabberd_too() {
     // "Any server": the same service on ejabberd's ejabberd_service
