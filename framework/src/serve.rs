@@ -106,6 +106,7 @@ where
                 for failure in components.observe().await {
                     let jid = &failure.jid;
                     if failure.initial {
+                        systemd::status(&format!("cannot start: {}", failure.error));
                         outcome = Err(failure.error.into());
                         break 'serving;
                     }

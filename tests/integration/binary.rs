@@ -637,3 +637,78 @@ async fn ready_and_status_say_which_component_the_server_refuses() {
     daemon.stop().await;
     drop(prosody);
 }
+
+#[tokio::test]
+async fn a_changed_service_restarts_on_its_own_listener() {
+    // A changed upload component stops before its new settings are
+    // checked and started: its HTTP port is free again for them.
+    let jid = "upload.localhost";
+    let prosody = Prosody::start(&[(jid, SECRET)], &[], "").await;
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
+    let config = dir.path().join("satellite.toml");
+    let port = crate::support::free_port();
+    let settings = |max: u64| {
+        format!("listen = \"127.0.0.1:{port}\"\nstorage_dir = \"files\"\nmax_file_size = {max}")
+    };
+    std::fs::write(
+        &config,
+        upload(jid, prosody.component_port, &settings(1000)),
+    )
+    .expect("config");
+    let daemon = Daemon::start(&config, dir.path().join("satellite.log"));
+    daemon.notified("READY=1").await;
+    daemon.status_containing(&["STATUS=1 connected"]).await;
+
+    std::fs::write(
+        &config,
+        upload(jid, prosody.component_port, &settings(2000)),
+    )
+    .expect("config");
+    daemon.signal(Signal::SIGHUP);
+    daemon.notified("RELOADING=1").await;
+    daemon.notified("READY=1").await;
+    let log = daemon.log();
+    assert!(log.contains("restarting with changed settings"), "{log}");
+    assert!(
+        !log.contains("left out") && !log.contains("kept its previous"),
+        "{log}"
+    );
+    assert!(
+        http_get(port, "/").await.starts_with("HTTP/1.1 "),
+        "the HTTP side is back\n{log}"
+    );
+    wait_connected(&daemon).await;
+    daemon.stop().await;
+    drop(prosody);
+}
+
+/// Waits for the status to say every component is connected again.
+async fn wait_connected(daemon: &Daemon) {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let last = daemon
+            .history
+            .lock()
+            .expect("history")
+            .iter()
+            .rev()
+            .find_map(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("STATUS="))
+                    .map(str::to_owned)
+            });
+        if last
+            .as_deref()
+            .is_some_and(|l| l.ends_with(" connected") && !l.contains('/'))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not connected again: {last:?}\n{}",
+            daemon.log()
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(200), daemon.next_notification()).await;
+    }
+}
