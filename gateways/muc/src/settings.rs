@@ -11,6 +11,8 @@
 //! max_rooms = 0                   # rooms in memory at once (0 = no cap)
 //! hibernate_after = 300           # seconds an empty persistent room stays in memory
 //! lock_rooms = true               # new rooms are locked until configured
+//! allow_unaffiliated_register = false  # users without affiliation may register a nick
+//!                                 # (and so become members)
 //! room_lock_timeout = 300         # seconds before an unconfigured room unlocks itself
 //!
 //! [component.settings.room_defaults]   # Prosody's muc_room_default_* options
@@ -24,6 +26,7 @@
 //! history_length = 20
 //! language = "en"
 //! allow_pm = "anyone"             # "participants", "moderators", "none"
+//! archiving = true                # rooms archive messages (Prosody's muc_log_by_default)
 //! ```
 
 use std::time::Duration;
@@ -61,6 +64,7 @@ struct RawRoomDefaults {
     history_length: Option<u32>,
     language: Option<String>,
     allow_pm: Option<AllowPm>,
+    archiving: Option<bool>,
 }
 
 /// The settings as written in the file.
@@ -75,6 +79,7 @@ struct RawSettings {
     hibernate_after: Option<f64>,
     lock_rooms: Option<bool>,
     room_lock_timeout: Option<f64>,
+    allow_unaffiliated_register: Option<bool>,
     room_defaults: Option<RawRoomDefaults>,
 }
 
@@ -97,6 +102,9 @@ pub struct Settings {
     pub lock_rooms: bool,
     /// An unconfigured room unlocks itself after this long.
     pub room_lock_timeout: Duration,
+    /// Users without affiliation may register a nick (and so become
+    /// members); Prosody's `allow_unaffiliated_register`.
+    pub allow_unaffiliated_register: bool,
     /// The configuration of a new room.
     pub room_defaults: RoomConfig,
 }
@@ -112,6 +120,7 @@ impl Default for Settings {
             hibernate_after: Duration::from_secs(300),
             lock_rooms: true,
             room_lock_timeout: Duration::from_secs(300),
+            allow_unaffiliated_register: false,
             room_defaults: RoomConfig::default(),
         }
     }
@@ -137,6 +146,9 @@ impl Settings {
             raw.room_lock_timeout,
             s.room_lock_timeout,
         )?;
+        s.allow_unaffiliated_register = raw
+            .allow_unaffiliated_register
+            .unwrap_or(s.allow_unaffiliated_register);
         let d = raw.room_defaults.unwrap_or_default();
         let r = &mut s.room_defaults;
         r.persistent = d.persistent.unwrap_or(r.persistent);
@@ -154,6 +166,7 @@ impl Settings {
         }
         r.language = d.language.filter(|l| !l.is_empty());
         r.allow_pm = d.allow_pm.unwrap_or(r.allow_pm);
+        r.archiving = d.archiving.unwrap_or(r.archiving);
         r.history_length = r.history_length.min(s.max_history_messages);
         r.default_history_messages = r.default_history_messages.min(r.history_length);
         Ok(s)

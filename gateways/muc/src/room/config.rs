@@ -57,7 +57,8 @@ pub struct RoomConfig {
     /// Contacts for the room (`muc#roomconfig_contactjid`).
     pub contact_jids: Vec<String>,
     /// Messages are archived (`muc#roomconfig_enablearchiving`; status
-    /// 170/171 when it changes).
+    /// 170/171 when it changes). On by default, as Prosody's
+    /// `muc_log_by_default`.
     pub archiving: bool,
 }
 
@@ -81,7 +82,7 @@ impl Default for RoomConfig {
             presence_broadcast: [Role::Visitor, Role::Participant, Role::Moderator].into(),
             max_users: 0,
             contact_jids: Vec::new(),
-            archiving: false,
+            archiving: true,
         }
     }
 }

@@ -225,9 +225,6 @@ impl Room {
         if self.config.whois == Whois::Anyone {
             a.self_statuses.push(100);
         }
-        if self.config.archiving {
-            a.self_statuses.push(170);
-        }
         let occ = self.occupants[i].clone();
         self.publicise(env, &occ, &a, out);
         self.send_history_and_subject(env, p, &addr.from, out);

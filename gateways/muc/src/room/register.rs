@@ -16,7 +16,9 @@ impl Room {
     fn check_registrant(&self, env: &Env, bare: &str) -> Result<Affiliation, Error> {
         match self.affiliation(env, bare) {
             Affiliation::Outcast => Err(Error::new("auth", "forbidden")),
-            Affiliation::None => Err(Error::new("auth", "registration-required")),
+            Affiliation::None if !env.settings.allow_unaffiliated_register => {
+                Err(Error::new("auth", "registration-required"))
+            }
             a => Ok(a),
         }
     }

@@ -588,3 +588,26 @@ fn persistent_rooms_write_and_load() {
     );
     assert!(out.writes.is_empty());
 }
+
+#[test]
+fn unaffiliated_registration_makes_a_member_when_allowed() {
+    let mut b = Bench::new();
+    b.settings.allow_unaffiliated_register = true;
+    let mut r = b.instant("room");
+    let reg = "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field><field var='muc#register_roomnick'><value>Rosa</value></field></x></query>";
+    let out = b.iq(&mut r, ROSALINE, IqType::Set, reg);
+    assert_eq!(
+        to(&out, ROSALINE).last().and_then(|s| s.attr("type")),
+        Some("result")
+    );
+    assert_eq!(
+        r.affiliation(&b.env(), "rosaline@localhost"),
+        crate::Affiliation::Member
+    );
+    assert_eq!(r.registered_nick("rosaline@localhost"), Some("Rosa"));
+    // Someone else may not take it.
+    assert_eq!(
+        error_to(&b.iq(&mut r, JULIET, IqType::Set, reg), JULIET),
+        "conflict"
+    );
+}
