@@ -544,15 +544,18 @@ async fn a_component_that_cannot_start_on_reload_is_left_out_and_the_rest_runs_o
         daemon.log()
     );
 
-    // Added: an upload whose TLS files are missing (its preflight refuses
-    // it), and one whose catalog is not a database (the service fails
-    // when it starts). The level goes to info; [metrics] needs a restart.
+    // Added: an upload whose TLS files are missing and one whose catalog
+    // is not a database (their preflight refuses them), and two proxies
+    // on one port (the second is refused by its preflight, or fails when
+    // it starts, whichever comes first). The level goes to info;
+    // [metrics] needs a restart.
     let broken = dir.path().join("broken");
     std::fs::create_dir(&broken).expect("mkdir");
     std::fs::write(broken.join("catalog.sqlite3"), vec![b'x'; 4096]).expect("catalog");
     let metrics_port = crate::support::free_port();
+    let port = crate::support::free_port();
     let text = format!(
-        "[log]\nlevel = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n{echo}{}{}",
+        "[log]\nlevel = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n{echo}{}{}{}{}",
         upload(
             "upload.localhost",
             prosody.component_port,
@@ -566,6 +569,8 @@ async fn a_component_that_cannot_start_on_reload_is_left_out_and_the_rest_runs_o
                 crate::support::free_port()
             )
         ),
+        proxy65("proxy1.localhost", prosody.component_port, port),
+        proxy65("proxy2.localhost", prosody.component_port, port),
     );
     std::fs::write(&config, text).expect("config");
     daemon.signal(Signal::SIGHUP);
@@ -578,7 +583,13 @@ async fn a_component_that_cannot_start_on_reload_is_left_out_and_the_rest_runs_o
         ])
         .await;
     daemon
-        .status_containing(&["upload2.localhost left out: upload: catalog"])
+        .status_containing(&[
+            "upload2.localhost left out: ",
+            "component[2].settings.storage_dir: the catalog",
+        ])
+        .await;
+    daemon
+        .status_containing(&[&format!("cannot listen on 127.0.0.1:{port}")])
         .await;
     daemon
         .status_containing(&["[metrics] changed; it applies at the next restart"])

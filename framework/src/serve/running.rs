@@ -258,3 +258,133 @@ async fn stop(r: Running) {
     r.token.cancel();
     let _ = r.handle.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::context::Context;
+    use crate::plugin::Plugin;
+
+    /// A service whose start always fails, as one whose files are missing.
+    struct CannotStart;
+
+    #[async_trait::async_trait]
+    impl Plugin for CannotStart {
+        fn name(&self) -> &'static str {
+            "cannot-start"
+        }
+
+        async fn on_start(&self, _cx: &Context) -> Result<(), BoxError> {
+            Err("no such file".into())
+        }
+    }
+
+    /// `bad.*` components fail to start; a `broken` setting fails to build.
+    fn factory(c: &ComponentConfig) -> Result<crate::ComponentBuilder, BoxError> {
+        if c.settings.contains_key("broken") {
+            return Err("component[0].settings.broken: is set".into());
+        }
+        let builder = Component::builder(c.clone());
+        Ok(if c.jid.as_str().starts_with("bad.") {
+            builder.plugin(CannotStart)
+        } else {
+            builder
+        })
+    }
+
+    fn config(tables: &[(&str, &str)]) -> Config {
+        let text: String = tables
+            .iter()
+            .map(|(jid, settings)| {
+                // Port 1: nothing listens, the links keep retrying.
+                format!(
+                    "[[component]]\njid = \"{jid}\"\nserver = \"127.0.0.1:1\"\nsecret = \"s\"\n[component.settings]\n{settings}\n"
+                )
+            })
+            .collect();
+        Config::parse(Path::new("/etc/satellite/t.toml"), &text).expect("valid")
+    }
+
+    async fn next_failures(components: &mut Components) -> Vec<Failure> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                components.changed().await;
+                let failures = components.observe().await;
+                if !failures.is_empty() {
+                    return failures;
+                }
+            }
+        })
+        .await
+        .expect("a failure in time")
+    }
+
+    #[tokio::test]
+    async fn a_component_that_fails_to_start_on_reload_is_taken_out_alone() {
+        let mut components =
+            Components::start(&config(&[("good.example.org", "")]), &factory).expect("start");
+        let done = components
+            .reload(
+                &config(&[("good.example.org", ""), ("bad.example.org", "")]),
+                &factory,
+            )
+            .await;
+        assert_eq!((done.kept, done.started), (1, 1));
+        let failures = next_failures(&mut components).await;
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].jid.as_str(), "bad.example.org");
+        assert!(!failures[0].initial, "a reload's failure is not fatal");
+        assert!(
+            failures[0].error.contains("cannot-start: no such file"),
+            "{}",
+            failures[0].error
+        );
+        assert_eq!(components.links().len(), 1, "the good one runs on");
+        components.stop_all().await;
+    }
+
+    #[tokio::test]
+    async fn a_start_failure_of_the_first_start_is_fatal() {
+        let mut components =
+            Components::start(&config(&[("bad.example.org", "")]), &factory).expect("start");
+        let failures = next_failures(&mut components).await;
+        assert!(failures[0].initial);
+        components.stop_all().await;
+    }
+
+    #[tokio::test]
+    async fn changed_settings_that_cannot_build_keep_the_previous_ones() {
+        let mut components =
+            Components::start(&config(&[("a.example.org", "x = 1")]), &factory).expect("start");
+        let done = components
+            .reload(
+                &config(&[
+                    ("a.example.org", "broken = true"),
+                    ("b.example.org", "broken = true"),
+                ]),
+                &factory,
+            )
+            .await;
+        assert_eq!(done.started, 0);
+        assert_eq!(done.problems.len(), 2, "{:?}", done.problems);
+        assert!(
+            done.problems[0].starts_with("a.example.org kept its previous settings: "),
+            "{:?}",
+            done.problems
+        );
+        assert!(
+            done.problems[1].starts_with("b.example.org left out: "),
+            "{:?}",
+            done.problems
+        );
+        // Still the previous settings: reloading them changes nothing.
+        let done = components
+            .reload(&config(&[("a.example.org", "x = 1")]), &factory)
+            .await;
+        assert_eq!((done.kept, done.started), (1, 0));
+        components.stop_all().await;
+    }
+}

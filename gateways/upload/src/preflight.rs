@@ -28,7 +28,7 @@ pub fn check(config: &ComponentConfig, settings: &Settings, bind: bool) -> Resul
     if bind {
         listener(config, settings.listen)?;
     }
-    storage_dir(config, &settings.storage_dir)?;
+    storage_dir(config, &settings.storage_dir, settings.slot_key.is_some())?;
     Ok(())
 }
 
@@ -67,9 +67,14 @@ pub fn listener(config: &ComponentConfig, listen: SocketAddr) -> Result<(), Conf
 
 /// The storage directory, and the `files/` and `partial/` directories
 /// under it, exist or can be created, and files can be created in them;
-/// an existing catalog and slot key can be opened. Directories created
-/// for the check are removed again.
-pub fn storage_dir(config: &ComponentConfig, dir: &Path) -> Result<(), ConfigError> {
+/// an existing catalog opens for writing and is a database; an existing
+/// `slot.key` (used unless `slot_key_file` is set) holds a key.
+/// Directories created for the check are removed again.
+pub fn storage_dir(
+    config: &ComponentConfig,
+    dir: &Path,
+    slot_key_file: bool,
+) -> Result<(), ConfigError> {
     let at = |m: String| config.settings_error("storage_dir", m);
     let expected = "expected a directory this user can write (created when missing)";
     let mut created = Vec::new();
@@ -99,19 +104,53 @@ pub fn storage_dir(config: &ComponentConfig, dir: &Path) -> Result<(), ConfigErr
                 ))
             })?;
         }
-        let mut read = std::fs::OpenOptions::new();
-        read.read(true);
-        open_existing(&dir.join("slot.key"), &read).map_err(|(p, e)| {
-            at(format!(
-                "cannot read `{}`: {e}; expected the slot key to belong to this user",
-                p.display()
-            ))
-        })
+        catalog(&dir.join("catalog.sqlite3")).map_err(at)?;
+        if !slot_key_file {
+            slot_key(&dir.join("slot.key")).map_err(at)?;
+        }
+        Ok(())
     })();
     for d in created.iter().rev() {
         let _ = std::fs::remove_dir(d);
     }
     result
+}
+
+/// An existing catalog is an SQLite database (opened read-only: the
+/// check changes nothing).
+fn catalog(path: &Path) -> Result<(), String> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let read = || -> Result<(), rusqlite::Error> {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+    };
+    read().map_err(|e| {
+        format!(
+            "the catalog `{}` cannot be read: {e}; expected the service's SQLite catalog (move a damaged one away)",
+            path.display()
+        )
+    })
+}
+
+/// An existing slot key is read as the service reads it.
+fn slot_key(path: &Path) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
+    };
+    crate::token::SlotKey::new(text.trim().as_bytes().to_vec())
+        .map(drop)
+        .ok_or_else(|| {
+            format!(
+                "`{}` holds fewer than 16 bytes; expected the generated slot key (remove it to get a new one; issued URLs then stop working)",
+                path.display()
+            )
+        })
 }
 
 /// Creates `dir` and its missing parents, recording each one created.
@@ -232,6 +271,28 @@ mod tests {
             err.contains("component[0].settings.storage_dir: cannot create"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_damaged_catalog_or_slot_key_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().join("store");
+        std::fs::create_dir(&store).expect("mkdir");
+        let (c, s) = config(dir.path(), "storage_dir = \"store\"");
+        std::fs::write(store.join("slot.key"), "short\n").expect("write");
+        let err = check(&c, &s, false).expect_err("short key").to_string();
+        assert!(err.contains("holds fewer than 16 bytes"), "{err}");
+        std::fs::write(store.join("slot.key"), "0123456789abcdef0123\n").expect("write");
+        check(&c, &s, false).expect("a key");
+        std::fs::write(store.join("catalog.sqlite3"), vec![b'x'; 4096]).expect("write");
+        let err = check(&c, &s, false).expect_err("garbage").to_string();
+        assert!(
+            err.contains("component[0].settings.storage_dir: the catalog"),
+            "{err}"
+        );
+        std::fs::remove_file(store.join("catalog.sqlite3")).expect("rm");
+        crate::catalog::Catalog::open(&store.join("catalog.sqlite3")).expect("catalog");
+        check(&c, &s, false).expect("a real catalog");
     }
 
     #[test]
