@@ -19,13 +19,15 @@
 //! ## Driving a room (one writer per room, stanzas in order)
 //!
 //! 1. A stanza for `room@service[/nick]`: take the room from memory; else
-//!    `store.load_room(name)` and [`Room::from_stored`]; else
+//!    `store.load_room(name)`, [`Room::from_stored`] and
+//!    [`Room::seed_history`] (from `ArchiveStore::history`); else
 //!    [`service::absent_room`] (a join creates it: keep the returned room
 //!    and pass it the same presence).
 //! 2. [`Room::handle_presence`], [`Room::handle_message`],
 //!    [`Room::handle_iq`] (get/set) or [`Room::handle_iq_response`]
 //!    (result/error IQs to an occupant).
-//! 3. Commit [`Outcome::writes`] (`RoomStore::apply`), then send
+//! 3. Append [`Outcome::archive`] (`ArchiveStore::append`) and commit
+//!    [`Outcome::writes`] (`RoomStore::apply`), then send
 //!    [`Outcome::stanzas`] in order (an IQ's reply is among them).
 //! 4. [`Outcome::room_gone`]: forget the room. [`Room::can_hibernate`]
 //!    (persistent, empty) for `hibernate_after`: drop it from memory; it is

@@ -12,6 +12,10 @@ use crate::stanza::{
     Error, NS_DATA, NS_DELAY, NS_MUC_USER, NS_STANZA, child_text, el, el_attrs, error_condition,
     has_child, remove_attr, set_attr, text_el, without_muc_payloads,
 };
+use crate::store::archive::ArchivedMessage;
+
+/// XEP-0359 unique and stable stanza ids.
+const NS_SID: &str = "urn:xmpp:sid:0";
 
 /// Error conditions that show a session is gone (its occupant is removed).
 const KICKABLE: [&str; 9] = [
@@ -67,9 +71,9 @@ impl Room {
             );
             return;
         };
-        let (role, nick, occupant_jid) = {
+        let (role, nick, occupant_jid, bare) = {
             let o = &self.occupants[i];
-            (o.role, o.nick.clone(), o.jid.clone())
+            (o.role, o.nick.clone(), o.jid.clone(), o.bare.clone())
         };
         if let Err(e) = may_speak(role) {
             out.error(m, e, None);
@@ -106,10 +110,11 @@ impl Room {
             }
         }
         for node in m.nodes() {
+            // Nobody may claim a delay or a stanza-id from the room.
             if let Some(c) = node.as_element()
-                && c.ns() == NS_DELAY
-                && c.name() == "delay"
-                && c.attr("from") == Some(self.jid.as_str())
+                && ((c.ns() == NS_DELAY && c.name() == "delay")
+                    || (c.ns() == NS_SID && c.name() == "stanza-id"))
+                && c.attr("from").or(c.attr("by")) == Some(self.jid.as_str())
             {
                 continue;
             }
@@ -121,6 +126,27 @@ impl Room {
             set_attr(&mut reflected, "id", id);
         }
         if is_historic(&reflected) {
+            if self.config.archiving {
+                let id = self.new_id(env);
+                reflected.append_child(el_attrs(
+                    "stanza-id",
+                    NS_SID,
+                    &[("id", Some(&id)), ("by", Some(&self.jid))],
+                ));
+                out.archive.push(ArchivedMessage {
+                    room: self.name.clone(),
+                    id,
+                    timestamp: env
+                        .now
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_micros() as i64),
+                    nick: nick.clone(),
+                    real_jid: Some(bare),
+                    occupant_id: None,
+                    xml: String::from(&reflected),
+                    retracted: false,
+                });
+            }
             let length = self
                 .config
                 .history_length

@@ -27,6 +27,7 @@ use crate::role::Role;
 use crate::settings::Settings;
 use crate::stanza::Error;
 use crate::store::StoreOp;
+use crate::store::archive::ArchivedMessage;
 
 mod admin;
 mod broadcast;
@@ -85,6 +86,9 @@ pub struct Outcome {
     pub writes: Vec<StoreOp>,
     /// The room ended (destroyed, or temporary and empty): forget it.
     pub room_gone: bool,
+    /// Messages to append to the room's archive before sending (their
+    /// reflections carry the archive id as XEP-0359 stanza-id).
+    pub archive: Vec<ArchivedMessage>,
 }
 
 impl Outcome {

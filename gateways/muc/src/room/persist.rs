@@ -6,6 +6,7 @@ use satellite::jid::BareJid;
 use super::{AffiliationEntry, Env, Outcome, Room, RoomConfig, Subject};
 use crate::affiliation::Affiliation;
 use crate::history::History;
+use crate::store::archive::ArchivedMessage;
 use crate::store::{AffiliationRecord, RoomRecord, StoreOp, StoredRoom, SubjectRecord};
 
 /// An affiliation as stored.
@@ -54,6 +55,26 @@ impl Room {
         }
         room.history = History::default();
         Ok(room)
+    }
+
+    /// Fills the history sent on join from the archive (a loaded room's
+    /// `ArchiveStore::history`, oldest first). Messages that do not parse
+    /// are skipped.
+    pub fn seed_history(&mut self, env: &Env, messages: &[ArchivedMessage]) {
+        let length = self
+            .config
+            .history_length
+            .min(env.settings.max_history_messages) as usize;
+        for m in messages {
+            if let Ok(stanza) = m.xml.parse::<satellite::Element>() {
+                self.history.push(
+                    &stanza,
+                    &self.jid,
+                    m.timestamp.div_euclid(1_000_000),
+                    length,
+                );
+            }
+        }
     }
 
     /// The room record (config as JSON, publicity, subject, creation).

@@ -611,3 +611,61 @@ fn unaffiliated_registration_makes_a_member_when_allowed() {
         "conflict"
     );
 }
+
+#[test]
+fn archived_messages_carry_a_stanza_id_and_seed_history_on_load() {
+    let b = Bench::new();
+    let mut r = b.instant("room");
+    let spoofed = "<body>hi</body><stanza-id xmlns='urn:xmpp:sid:0' id='fake' by='room@conference.localhost'/>";
+    let out = b.message(&mut r, groupchat("room", ROMEO, "m1", spoofed));
+    assert_eq!(out.archive.len(), 1);
+    let a = &out.archive[0];
+    assert_eq!(a.room, "room");
+    assert_eq!(a.nick, "romeo");
+    assert_eq!(a.real_jid.as_deref(), Some("romeo@localhost"));
+    let sid: Vec<_> = out.stanzas[0]
+        .children()
+        .filter(|c| c.name() == "stanza-id")
+        .collect();
+    assert_eq!(sid.len(), 1, "the spoofed one is gone");
+    assert_eq!(sid[0].attr("id"), Some(a.id.as_str()));
+    assert!(a.xml.contains(&a.id) && !a.xml.contains("fake"));
+    // Not historic: not archived.
+    let out = b.message(
+        &mut r,
+        groupchat(
+            "room",
+            ROMEO,
+            "m2",
+            "<active xmlns='http://jabber.org/protocol/chatstates'/>",
+        ),
+    );
+    assert!(out.archive.is_empty());
+    // A room that does not archive.
+    b.configure(
+        &mut r,
+        ROMEO,
+        "<field var='muc#roomconfig_enablearchiving'><value>0</value></field>",
+    );
+    assert!(
+        b.message(&mut r, groupchat("room", ROMEO, "m3", "<body>x</body>"))
+            .archive
+            .is_empty()
+    );
+    // History from the archive for a loaded room.
+    let mut fresh = b.instant("other");
+    let first = b
+        .message(
+            &mut fresh,
+            groupchat("other", ROMEO, "a1", "<body>one</body>"),
+        )
+        .archive;
+    let mut loaded = b.instant("other");
+    loaded.seed_history(&b.env(), &first);
+    let out = b.presence(&mut loaded, join("other", JULIET, "Juliet"));
+    let ids: Vec<_> = to(&out, JULIET)
+        .iter()
+        .filter_map(|s| s.attr("id"))
+        .collect();
+    assert_eq!(ids, ["a1"]);
+}
