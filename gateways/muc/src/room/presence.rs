@@ -80,8 +80,14 @@ impl Room {
             let pw = pw.text();
             self.config.password = (!pw.is_empty()).then_some(pw);
         }
-        if let Some(lang) = p.attr("xml:lang").filter(|l| !l.is_empty()) {
-            self.config.language = Some(lang.to_owned());
+        // The creator's xml:lang is the room's language (Prosody).
+        let lang = p
+            .attrs()
+            .iter()
+            .find(|((ns, name), _)| !ns.is_empty() && name.as_str() == "lang")
+            .map(|(_, v)| v.to_string());
+        if let Some(lang) = lang.filter(|l| !l.is_empty()) {
+            self.config.language = Some(lang);
         }
         self.set_affiliation_raw(&addr.from_bare, Affiliation::Owner, None, None);
         let role = self.default_role(self.affiliation(env, &addr.from_bare));

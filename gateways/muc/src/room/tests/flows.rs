@@ -731,3 +731,16 @@ fn presence_broadcast_change_hides_and_shows_roles() {
     assert_eq!(rm.len(), 1);
     assert_eq!(rm[0].attr("type"), None);
 }
+
+#[test]
+fn the_creators_language_is_the_rooms() {
+    let b = Bench::new();
+    let p = xml(&format!(
+        "<presence xmlns='jabber:component:accept' xml:lang='de' from='{ROMEO}' to='garten@conference.localhost/romeo'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ));
+    let crate::service::Absent::Create(mut r) = crate::service::absent_room(&b.env(), &p, 0) else {
+        panic!("created");
+    };
+    r.handle_presence(&b.env(), &p);
+    assert_eq!(r.config().language.as_deref(), Some("de"));
+}
