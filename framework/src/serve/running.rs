@@ -30,6 +30,9 @@ struct Running {
     initial: bool,
     /// Its first connection attempt has ended, connected or not.
     settled: bool,
+    /// Why the link last went down, until it is up again: a retry after
+    /// a refusal still shows the refusal.
+    last_error: Option<String>,
 }
 
 /// A component whose service could not start; it has stopped.
@@ -90,6 +93,7 @@ impl Components {
                 status,
                 initial,
                 settled: false,
+                last_error: None,
             },
         );
     }
@@ -197,6 +201,11 @@ impl Components {
             if status != LinkStatus::Connecting {
                 r.settled = true;
             }
+            match &status {
+                LinkStatus::Connected => r.last_error = None,
+                LinkStatus::Disconnected { error } => r.last_error = Some(error.clone()),
+                _ => {}
+            }
             if let LinkStatus::Failed { error } = status {
                 failures.push(Failure {
                     jid: jid.clone(),
@@ -222,11 +231,21 @@ impl Components {
         self.running.values().all(|r| r.settled)
     }
 
-    /// Each component's JID and link state, in JID order.
+    /// Each component's JID and link state, in JID order. A link trying
+    /// again is shown down with its last error (as of the last
+    /// [`Components::observe`]).
     pub(super) fn links(&self) -> Vec<(String, LinkStatus)> {
         self.running
             .iter()
-            .map(|(jid, r)| (jid.to_string(), r.status.borrow().clone()))
+            .map(|(jid, r)| {
+                let status = match (&*r.status.borrow(), &r.last_error) {
+                    (LinkStatus::Connecting, Some(error)) => LinkStatus::Disconnected {
+                        error: error.clone(),
+                    },
+                    (status, _) => status.clone(),
+                };
+                (jid.to_string(), status)
+            })
             .collect()
     }
 
