@@ -97,6 +97,19 @@ impl Outcome {
         self.stanzas.push(stanza);
     }
 
+    /// Takes the reply to an IQ out of the stanzas (for a caller whose
+    /// framework sends IQ replies itself; the reply then goes after the
+    /// other stanzas instead of where Prosody puts it).
+    pub fn take_reply(&mut self, req: &satellite::IqRequest) -> Option<Element> {
+        let i = self.stanzas.iter().position(|s| {
+            s.name() == "iq"
+                && s.attr("id") == Some(req.id.as_str())
+                && s.attr("to") == Some(req.from.as_str())
+                && matches!(s.attr("type"), Some("result" | "error"))
+        })?;
+        Some(self.stanzas.remove(i))
+    }
+
     /// Adds the error reply to `stanza` (nothing when it is an error itself).
     pub fn error(&mut self, stanza: &Element, error: Error, by: Option<&str>) {
         if let Some(reply) = error.reply_to(stanza, by) {

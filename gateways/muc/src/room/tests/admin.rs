@@ -669,3 +669,21 @@ fn archived_messages_carry_a_stanza_id_and_seed_history_on_load() {
         .collect();
     assert_eq!(ids, ["a1"]);
 }
+
+#[test]
+fn the_reply_can_be_taken_out_of_the_outcome() {
+    let b = Bench::new();
+    let mut r = b.instant("room");
+    let req = iq(
+        ROMEO,
+        "room",
+        IqType::Set,
+        &admin_set("<item affiliation='member' jid='juliet@localhost'/>"),
+    );
+    let mut out = r.handle_iq(&b.env(), &req);
+    assert_eq!(out.stanzas.len(), 2);
+    let reply = out.take_reply(&req).expect("reply");
+    assert_eq!(reply.attr("type"), Some("result"));
+    assert_eq!(out.stanzas.len(), 1);
+    assert_eq!(out.stanzas[0].name(), "message");
+}
