@@ -170,6 +170,23 @@ impl Room {
         Ok(())
     }
 
+    /// Sets an affiliation as the service itself (an admin command such as
+    /// Prosody's "Set affiliation in room"): no permission checks beyond
+    /// "service admins stay owners", the same notifications as a
+    /// muc#admin change.
+    pub fn service_set_affiliation(
+        &mut self,
+        env: &Env,
+        jid: &str,
+        affiliation: Affiliation,
+        reason: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        let mut out = Outcome::default();
+        self.set_affiliation(env, None, jid, affiliation, reason, None, &mut out)?;
+        self.settle(&mut out);
+        Ok(out)
+    }
+
     /// Changes the role of the occupant `nick`, as `actor` (`None`: the
     /// service), and tells the room (307 when kicked).
     pub(super) fn set_role(

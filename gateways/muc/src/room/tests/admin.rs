@@ -687,3 +687,28 @@ fn the_reply_can_be_taken_out_of_the_outcome() {
     assert_eq!(out.stanzas.len(), 1);
     assert_eq!(out.stanzas[0].name(), "message");
 }
+
+#[test]
+fn the_service_sets_affiliations() {
+    let b = Bench::new();
+    let mut r = b.instant("room");
+    b.presence(&mut r, join("room", JULIET, "Juliet"));
+    let out = r
+        .service_set_affiliation(
+            &b.env(),
+            "juliet@localhost",
+            crate::Affiliation::Outcast,
+            Some("spam"),
+        )
+        .expect("allowed");
+    assert_eq!(codes(to(&out, JULIET)[0]), [301, 110]);
+    assert!(
+        items(to(&out, ROMEO)[0])[0]
+            .get_child("actor", NS_MUC_USER)
+            .is_none()
+    );
+    assert!(
+        r.service_set_affiliation(&b.env(), "admin@localhost", crate::Affiliation::None, None)
+            .is_err()
+    );
+}
