@@ -723,3 +723,35 @@ async fn wait_connected(daemon: &Daemon) {
         let _ = tokio::time::timeout(Duration::from_millis(200), daemon.next_notification()).await;
     }
 }
+
+#[tokio::test]
+async fn the_ejabberd_snippet_for_a_hostname_works_on_ejabberd() {
+    // `server = "localhost:PORT"`: ejabberd's `ip:` takes an address, so
+    // the snippet gives the one `localhost` resolves to; pasted into a
+    // real ejabberd.yml, satellite connects through it.
+    let mut ejabberd = crate::support::Ejabberd::start(&[], &[]).await;
+    let dir = temp_dir();
+    std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
+    let port = crate::support::free_port();
+    let config = dir.path().join("satellite.toml");
+    std::fs::write(
+        &config,
+        component(ECHO, port, "echo.secret").replace("127.0.0.1:", "localhost:"),
+    )
+    .expect("config");
+    let (code, snippet, err) =
+        satellite(&["ejabberd-config", "-c", config.to_str().expect("utf8")]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!snippet.contains("ip: \"localhost\""), "{snippet}");
+    let (_, entries) = snippet.split_once("listen:\n").expect("a listen: key");
+    ejabberd.stop().await;
+    let yml = std::fs::read_to_string(ejabberd.config_path()).expect("ejabberd.yml");
+    let yml = yml.replacen("listen:\n", &format!("listen:\n{entries}"), 1);
+    std::fs::write(ejabberd.config_path(), yml).expect("ejabberd.yml");
+    ejabberd.start_again().await;
+
+    let daemon = Daemon::start(&config, dir.path().join("satellite.log"));
+    daemon.notified("READY=1").await;
+    daemon.status_containing(&["STATUS=1 connected"]).await;
+    daemon.stop().await;
+}
