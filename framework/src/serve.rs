@@ -195,7 +195,7 @@ async fn reload(
         kept = done.kept,
         started = done.started,
         stopped = done.stopped,
-        left_out = done.problems.len(),
+        problems = done.problems.len(),
         "reloaded"
     );
     notes.extend(done.problems);
@@ -208,9 +208,10 @@ pub fn default_config_path() -> PathBuf {
 }
 
 /// A whole `main` for a gateway binary: reads the config file named by the
-/// first argument (default `default_path`), installs logging, and serves
-/// until SIGTERM. Errors are printed; the exit code says what happened
-/// (2: config error, 1: runtime error).
+/// first argument (default `default_path`), installs logging, refuses
+/// what [`check`] refuses, and serves until SIGTERM. Errors are printed;
+/// the exit code says what happened (2: the config file, 1: a component
+/// cannot start, or a runtime error).
 ///
 /// ```no_run
 /// # use satellite::{Component, ComponentConfig};
@@ -238,7 +239,11 @@ where
         }
     };
     init_logging(&config.log);
-    match serve(&path, config, factory).await {
+    let served = match check(&config, &factory) {
+        Ok(()) => serve(&path, config, factory).await,
+        Err(e) => Err(e),
+    };
+    match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
