@@ -20,6 +20,7 @@ pub mod client;
 pub mod demo;
 pub mod ejabberd;
 pub mod http;
+pub mod muc;
 pub mod process;
 pub mod prosody;
 pub mod raw_component;
