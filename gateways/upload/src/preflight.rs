@@ -116,25 +116,28 @@ pub fn storage_dir(
     result
 }
 
-/// An existing catalog is an SQLite database (opened read-only: the
-/// check changes nothing).
+/// An existing catalog is an SQLite database: empty, or starting with
+/// SQLite's header. Only the header is read: opening the database, even
+/// read-only, would leave `-wal`/`-shm` files owned by whoever checks.
 fn catalog(path: &Path) -> Result<(), String> {
-    if !path.exists() {
+    use std::io::Read as _;
+    const HEADER: &[u8; 16] = b"SQLite format 3\0";
+    let mut file = match std::fs::File::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
+    };
+    let mut head = Vec::with_capacity(HEADER.len());
+    file.by_ref()
+        .take(HEADER.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    if head.is_empty() || head == HEADER {
         return Ok(());
     }
-    let read = || -> Result<(), rusqlite::Error> {
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-    };
-    read().map_err(|e| {
-        format!(
-            "the catalog `{}` cannot be read: {e}; expected the service's SQLite catalog (move a damaged one away)",
-            path.display()
-        )
-    })
+    Err(format!(
+        "the catalog `{}` is not an SQLite database; expected the service's catalog (move a damaged one away)",
+        path.display()
+    ))
 }
 
 /// An existing slot key is read as the service reads it.
@@ -291,8 +294,24 @@ mod tests {
             "{err}"
         );
         std::fs::remove_file(store.join("catalog.sqlite3")).expect("rm");
-        crate::catalog::Catalog::open(&store.join("catalog.sqlite3")).expect("catalog");
+        let catalog =
+            crate::catalog::Catalog::open(&store.join("catalog.sqlite3")).expect("catalog");
+        drop(catalog);
+        let files = || {
+            let mut names: Vec<_> = std::fs::read_dir(&store)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = files();
         check(&c, &s, false).expect("a real catalog");
+        assert_eq!(
+            files(),
+            before,
+            "the check leaves the catalog's files as they were"
+        );
     }
 
     #[test]
