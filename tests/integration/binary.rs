@@ -1,5 +1,8 @@
-//! The `satellite` binary against a real Prosody: check, run, reload on
-//! SIGHUP, graceful stop on SIGTERM, and the generated server snippets.
+//! The `satellite` binary against a real Prosody (and ejabberd): check
+//! and run refusing the same configs, reload on SIGHUP (a component that
+//! cannot start is left out, the rest runs on), READY=1 and STATUS= as
+//! systemd sees them, graceful stop on SIGTERM, and the generated server
+//! snippets.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
