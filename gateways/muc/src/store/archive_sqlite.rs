@@ -15,8 +15,8 @@ use super::archive::{
 };
 use super::sqlite::SqliteStore;
 
-/// Rows deleted per transaction by [`ArchiveStore::expire`], so that
-/// retention never holds the write lock long.
+/// Rows deleted per write by [`ArchiveStore::expire`], so that retention
+/// never holds the writer long.
 const EXPIRE_CHUNK: i64 = 5_000;
 
 /// `seq` last: a compound SELECT orders by result columns.
@@ -291,50 +291,50 @@ impl ArchiveStore for SqliteStore {
         if messages.is_empty() {
             return Ok(());
         }
-        self.archive_call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let mut rooms: HashMap<String, i64> = HashMap::new();
-            for m in &messages {
-                let room_id = match rooms.get(&m.room) {
-                    Some(id) => *id,
-                    None => {
-                        tx.prepare_cached(
-                            "INSERT OR IGNORE INTO archive_rooms (name) VALUES (?1)",
-                        )?
-                        .execute(params![m.room])?;
-                        let id = archive_room_id(&tx, &m.room)?
-                            .ok_or_else(|| ArchiveError::not_found(&m.room))?;
-                        rooms.insert(m.room.clone(), id);
-                        id
-                    }
-                };
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO archive
+        self.writer
+            .write(move |tx| {
+                let mut rooms: HashMap<String, i64> = HashMap::new();
+                for m in &messages {
+                    let room_id = match rooms.get(&m.room) {
+                        Some(id) => *id,
+                        None => {
+                            tx.prepare_cached(
+                                "INSERT OR IGNORE INTO archive_rooms (name) VALUES (?1)",
+                            )?
+                            .execute(params![m.room])?;
+                            let id = archive_room_id(tx, &m.room)?
+                                .ok_or_else(|| ArchiveError::not_found(&m.room))?;
+                            rooms.insert(m.room.clone(), id);
+                            id
+                        }
+                    };
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO archive
                          (room_id, archive_id, ts, nick, real_jid, occupant_id, xml, retracted)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    )?
-                    .execute(params![
-                        room_id,
-                        m.id,
-                        m.timestamp,
-                        m.nick,
-                        m.real_jid,
-                        m.occupant_id,
-                        m.xml,
-                        m.retracted
-                    ])?;
-                if inserted == 0 {
-                    return Err(ArchiveError::DuplicateId {
-                        room: m.room.clone(),
-                        id: m.id.clone(),
-                    });
+                        )?
+                        .execute(params![
+                            room_id,
+                            m.id,
+                            m.timestamp,
+                            m.nick,
+                            m.real_jid,
+                            m.occupant_id,
+                            m.xml,
+                            m.retracted
+                        ])?;
+                    if inserted == 0 {
+                        return Err(ArchiveError::DuplicateId {
+                            room: m.room.clone(),
+                            id: m.id.clone(),
+                        });
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+                Ok(0)
+            })
+            .await
+            .map(drop)
     }
 
     async fn query(&self, room: &str, q: ArchiveQuery) -> Result<ArchivePage, ArchiveError> {
@@ -393,20 +393,22 @@ impl ArchiveStore for SqliteStore {
 
     async fn retract(&self, room: &str, id: &str, tombstone: String) -> Result<(), ArchiveError> {
         let (room, id) = (room.to_owned(), id.to_owned());
-        self.archive_call(move |conn| {
-            let n = conn
-                .prepare_cached(
-                    "UPDATE archive SET xml = ?3, retracted = 1
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(
+                        "UPDATE archive SET xml = ?3, retracted = 1
                      WHERE room_id = (SELECT id FROM archive_rooms WHERE name = ?1)
                      AND archive_id = ?2",
-                )?
-                .execute(params![room, id, tombstone])?;
-            if n == 0 {
-                return Err(ArchiveError::not_found(&id));
-            }
-            Ok(())
-        })
-        .await
+                    )?
+                    .execute(params![room, id, tombstone])?;
+                if n == 0 {
+                    return Err(ArchiveError::not_found(&id));
+                }
+                Ok(0)
+            })
+            .await
+            .map(drop)
     }
 
     async fn expire(&self, cutoff: i64) -> Result<usize, ArchiveError> {
@@ -422,15 +424,18 @@ impl ArchiveStore for SqliteStore {
             // Chunks, each its own call: appends of other rooms go between.
             loop {
                 let n = self
-                    .archive_call(move |conn| {
-                        Ok(conn
+                    .writer
+                    .write(move |conn| {
+                        let n = conn
                             .prepare_cached(
                                 "DELETE FROM archive WHERE seq IN (SELECT seq FROM archive
                                  WHERE room_id = ?1 AND ts < ?2 LIMIT ?3)",
                             )?
-                            .execute(params![room_id, cutoff, EXPIRE_CHUNK])?)
+                            .execute(params![room_id, cutoff, EXPIRE_CHUNK])?;
+                        Ok(n as u64)
                     })
                     .await?;
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
                 total += n;
                 if n < EXPIRE_CHUNK as usize {
                     break;
@@ -442,11 +447,13 @@ impl ArchiveStore for SqliteStore {
 
     async fn remove_archive(&self, room: &str) -> Result<(), ArchiveError> {
         let room = room.to_owned();
-        self.archive_call(move |conn| {
-            conn.prepare_cached("DELETE FROM archive_rooms WHERE name = ?1")?
-                .execute(params![room])?;
-            Ok(())
-        })
-        .await
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached("DELETE FROM archive_rooms WHERE name = ?1")?
+                    .execute(params![room])?;
+                Ok(0)
+            })
+            .await
+            .map(drop)
     }
 }

@@ -568,3 +568,52 @@ async fn page_timings_in_a_hundred_thousand_message_room() {
     eprintln!("history of 20: {:?}", t.elapsed());
     assert_eq!(history.len(), 20);
 }
+
+/// Concurrent writes share transactions (group commit), yet each stands
+/// alone: the one that fails is refused and the others are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_commit_together_and_fail_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rooms.sqlite3");
+    let store = SqliteStore::open(&path).expect("open");
+    store.append(vec![message("r0", 7)]).await.expect("append");
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..40)
+        .map(|r| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                for i in 0..10 {
+                    outcomes.push(store.append(vec![message(&format!("r{r}"), i)]).await);
+                }
+                let put = store
+                    .apply(vec![StoreOp::PutRoom(room(&format!("r{r}"), true))])
+                    .await;
+                (outcomes, put)
+            })
+        })
+        .collect();
+    let mut failures = 0;
+    for task in tasks {
+        let (outcomes, put) = task.await.expect("task");
+        put.expect("put room");
+        for outcome in outcomes {
+            if let Err(e) = outcome {
+                assert!(matches!(e, ArchiveError::DuplicateId { .. }), "{e}");
+                failures += 1;
+            }
+        }
+    }
+    eprintln!("440 concurrent writes in {:?}", t.elapsed());
+    assert_eq!(failures, 1, "only r0's message 7 was a duplicate");
+    drop(store);
+    let store = SqliteStore::open(&path).expect("reopen");
+    assert_eq!(store.count_rooms(false).await.expect("count"), 40);
+    for r in 0..40 {
+        let page = store
+            .query(&format!("r{r}"), ArchiveQuery::new(100))
+            .await
+            .expect("query");
+        assert_eq!(page.count, 10, "r{r}");
+    }
+}

@@ -23,6 +23,7 @@ mod archive_sqlite;
 pub mod memory;
 mod migrations;
 pub mod sqlite;
+mod writer;
 
 pub use archive::{ArchiveError, ArchiveStore, MucStore};
 pub use migrations::FutureSchema;

@@ -9,15 +9,21 @@
 //! - a busy timeout, for a second process (a backup, `sqlite3`) holding
 //!   the file for a moment.
 //!
-//! SQLite calls block: every call runs on tokio's blocking pool with the
-//! one connection behind a mutex, as the upload service's catalog does.
+//! SQLite calls block. Writes go to one thread that owns the writing
+//! connection and commits concurrent writes together (group commit, see
+//! `writer.rs`); reads run on tokio's blocking pool with a second
+//! connection behind a mutex, as the upload service's catalog does, so
+//! that a MAM query never waits for an fsync. (An in-memory database has
+//! one connection for both.)
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
+use super::archive::ArchiveError;
+use super::writer::Writer;
 use super::{
     AffiliationRecord, RoomRecord, RoomStore, StoreError, StoreOp, StoredRoom, SubjectRecord,
     UnknownRoom, check_op, migrations,
@@ -26,10 +32,11 @@ use super::{
 /// How long a call waits for a lock held by another connection.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The SQLite store; cheap to clone (clones share the connection).
+/// The SQLite store; cheap to clone (clones share the connections).
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    pub(crate) writer: Writer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -43,37 +50,47 @@ impl SqliteStore {
     /// schema up to date. Refuses a file from a newer satellite
     /// ([`super::FutureSchema`]).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let conn = Connection::open(path)
-            .map_err(|e| format!("opening the room database {}: {e}", path.display()))?;
+        let opening =
+            |e: rusqlite::Error| format!("opening the room database {}: {e}", path.display());
+        let mut conn = Connection::open(path).map_err(opening)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "room database is not in WAL mode");
         }
-        Self::setup(conn)
+        setup(&conn)?;
+        migrations::migrate(&mut conn)?;
+        let reader = Connection::open(path).map_err(opening)?;
+        setup(&reader)?;
+        reader.pragma_update(None, "query_only", true)?;
+        Self::with(Arc::new(Mutex::new(reader)), Arc::new(Mutex::new(conn)))
     }
 
     /// A private database in memory, gone when the last clone is dropped.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
-        Self::setup(Connection::open_in_memory()?)
+        let mut conn = Connection::open_in_memory()?;
+        setup(&conn)?;
+        migrations::migrate(&mut conn)?;
+        let conn = Arc::new(Mutex::new(conn));
+        Self::with(Arc::clone(&conn), conn)
     }
 
-    fn setup(mut conn: Connection) -> Result<SqliteStore, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        migrations::migrate(&mut conn)?;
+    fn with(
+        reader: Arc<Mutex<Connection>>,
+        writer: Arc<Mutex<Connection>>,
+    ) -> Result<SqliteStore, StoreError> {
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            reader,
+            writer: Writer::start(writer)?,
         })
     }
 
-    /// Runs `f` on a blocking thread with the connection.
+    /// Runs `f` on a blocking thread with the reading connection.
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let conn = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             // A panic inside `f` leaves no half-done transaction (rusqlite
             // rolls back on drop), so a poisoned lock is still usable.
@@ -90,6 +107,21 @@ impl SqliteStore {
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
         self.run(|conn| Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?))
             .await
+    }
+}
+
+/// Settings of both connections.
+fn setup(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)
+}
+
+/// The store's error for a failed write.
+pub(crate) fn store_error(e: ArchiveError) -> StoreError {
+    match e {
+        ArchiveError::Store(e) => e,
+        other => Box::new(other),
     }
 }
 
@@ -122,11 +154,11 @@ pub(crate) fn room_id(conn: &Connection, name: &str) -> Result<Option<i64>, rusq
         .optional()
 }
 
-fn stored_room_id(tx: &Transaction<'_>, name: &str) -> Result<i64, StoreError> {
+fn stored_room_id(tx: &Connection, name: &str) -> Result<i64, StoreError> {
     room_id(tx, name)?.ok_or_else(|| UnknownRoom(name.to_owned()).into())
 }
 
-fn apply_op(tx: &Transaction<'_>, op: &StoreOp) -> Result<(), StoreError> {
+fn apply_op(tx: &Connection, op: &StoreOp) -> Result<(), StoreError> {
     match op {
         StoreOp::PutRoom(room) => {
             let (text, nick, set_at) = subject_columns(room.subject.as_ref());
@@ -226,15 +258,16 @@ impl RoomStore for SqliteStore {
         if ops.is_empty() {
             return Ok(());
         }
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            for op in &ops {
-                apply_op(&tx, op)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.writer
+            .write(move |conn| {
+                for op in &ops {
+                    apply_op(conn, op).map_err(ArchiveError::Store)?;
+                }
+                Ok(0)
+            })
+            .await
+            .map(drop)
+            .map_err(store_error)
     }
 
     async fn list_rooms(
