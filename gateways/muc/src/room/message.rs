@@ -90,6 +90,15 @@ impl Room {
                 return;
             }
             let text = child_text(m, "subject").unwrap_or_default();
+            if self
+                .subject
+                .as_ref()
+                .is_some_and(|s| s.text == text && s.nick.as_deref() == Some(nick.as_str()))
+            {
+                // The same subject from the same nick: nothing changes
+                // (Prosody sends nothing either).
+                return;
+            }
             self.subject = Some(Subject {
                 text,
                 nick: Some(nick),
