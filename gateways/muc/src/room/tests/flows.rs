@@ -195,6 +195,19 @@ fn subject_rules_like_issue_667() {
         r.subject().map(|s| s.text.as_str()),
         Some("Something to talk about")
     );
+    let again = b.message(
+        &mut r,
+        groupchat(
+            "issue667",
+            ROMEO,
+            "2b",
+            "<subject>Something to talk about</subject>",
+        ),
+    );
+    assert!(
+        again.stanzas.is_empty(),
+        "the same subject again changes nothing"
+    );
     // Rejoin: history (the message with body only), then the subject.
     let out = b.presence(&mut r, join("issue667", ROMEO, "romeo"));
     let mine = to(&out, ROMEO);
