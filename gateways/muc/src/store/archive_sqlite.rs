@@ -413,9 +413,13 @@ impl ArchiveStore for SqliteStore {
 
     async fn expire(&self, cutoff: i64) -> Result<usize, ArchiveError> {
         let rooms: Vec<i64> = self
-            .archive_call(|conn| {
-                let mut stmt = conn.prepare("SELECT id FROM archive_rooms")?;
-                let ids = stmt.query_map([], |r| r.get(0))?;
+            .archive_call(move |conn| {
+                // Only rooms with something to expire (one index probe each).
+                let mut stmt = conn.prepare(
+                    "SELECT id FROM archive_rooms r WHERE EXISTS
+                     (SELECT 1 FROM archive a WHERE a.room_id = r.id AND a.ts < ?1)",
+                )?;
+                let ids = stmt.query_map(params![cutoff], |r| r.get(0))?;
                 Ok(ids.collect::<Result<Vec<_>, _>>()?)
             })
             .await?;

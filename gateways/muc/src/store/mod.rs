@@ -10,7 +10,9 @@
 //!
 //! Two implementations of both:
 //! - [`sqlite::SqliteStore`], the default: one SQLite file in WAL mode,
-//!   `synchronous = FULL`, schema under versioned migrations;
+//!   `synchronous = FULL`, schema under versioned migrations; concurrent
+//!   writes of different rooms are committed together (one fsync), reads
+//!   use their own connection;
 //! - [`memory::MemoryStore`], a map in memory with the same semantics, for
 //!   unit tests (the engine's and users').
 //!
