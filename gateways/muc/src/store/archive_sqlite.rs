@@ -4,6 +4,9 @@
 //! serves the time filters, cursors and the order; `with` reads the
 //! occupant-id and real-JID indexes. A cursor is the (ts, seq) position
 //! of its archive id, found through `archive_room_id`.
+//!
+//! Writes (append, retract, expire, remove) go through the store's
+//! group-committing writer; queries through its reading connection.
 
 use std::collections::HashMap;
 
@@ -260,7 +263,7 @@ impl SqliteStore {
         query: ArchiveQuery,
     ) -> Result<Vec<String>, ArchiveError> {
         let room = room.to_owned();
-        self.archive_call(move |conn| {
+        self.read(move |conn| {
             let Some(room_id) = archive_room_id(conn, &room)? else {
                 return Ok(Vec::new());
             };
@@ -273,12 +276,13 @@ impl SqliteStore {
         .await
     }
 
-    async fn archive_call<T, F>(&self, f: F) -> Result<T, ArchiveError>
+    async fn read<T, F>(&self, f: F) -> Result<T, ArchiveError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, ArchiveError> + Send + 'static,
     {
-        // Carry the typed error through the store's boxed one.
+        // A read on the reading connection; the typed error is carried
+        // through the store's boxed one.
         self.run(move |conn| Ok(f(conn)))
             .await
             .map_err(ArchiveError::Store)?
@@ -339,12 +343,12 @@ impl ArchiveStore for SqliteStore {
 
     async fn query(&self, room: &str, q: ArchiveQuery) -> Result<ArchivePage, ArchiveError> {
         let room = room.to_owned();
-        self.archive_call(move |conn| query(conn, &room, &q)).await
+        self.read(move |conn| query(conn, &room, &q)).await
     }
 
     async fn bounds(&self, room: &str) -> Result<Option<ArchiveBounds>, ArchiveError> {
         let room = room.to_owned();
-        self.archive_call(move |conn| {
+        self.read(move |conn| {
             let Some(room_id) = archive_room_id(conn, &room)? else {
                 return Ok(None);
             };
@@ -371,7 +375,7 @@ impl ArchiveStore for SqliteStore {
         since: Option<i64>,
     ) -> Result<Vec<ArchivedMessage>, ArchiveError> {
         let room = room.to_owned();
-        self.archive_call(move |conn| {
+        self.read(move |conn| {
             let Some(room_id) = archive_room_id(conn, &room)? else {
                 return Ok(Vec::new());
             };
@@ -413,7 +417,7 @@ impl ArchiveStore for SqliteStore {
 
     async fn expire(&self, cutoff: i64) -> Result<usize, ArchiveError> {
         let rooms: Vec<i64> = self
-            .archive_call(move |conn| {
+            .read(move |conn| {
                 // Only rooms with something to expire (one index probe each).
                 let mut stmt = conn.prepare(
                     "SELECT id FROM archive_rooms r WHERE EXISTS
