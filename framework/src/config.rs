@@ -165,7 +165,9 @@ struct RawComponent {
     #[serde(default)]
     admins: Vec<String>,
     queue_limit: Option<usize>,
+    queue_bytes: Option<usize>,
     lane_limit: Option<usize>,
+    max_lanes: Option<usize>,
     ping_interval: Option<u64>,
     ping_timeout: Option<u64>,
     keepalive_interval: Option<u64>,
@@ -204,11 +206,20 @@ pub struct ComponentConfig {
     pub settings: toml::Table,
     /// JIDs allowed to run admin commands.
     pub admins: Vec<BareJid>,
-    /// Stanzas kept while the link is down (default 4096).
+    /// Stanzas (or `send_many` batches) queued for the link: kept while
+    /// the link is down, and while it is up senders wait past it
+    /// (default 4096).
     pub queue_limit: usize,
+    /// Bytes of serialized stanzas queued for the link, the same way
+    /// (default 16 MiB).
+    pub queue_bytes: usize,
     /// Stanzas waiting per address before new ones are refused with
     /// `resource-constraint` (default 256).
     pub lane_limit: usize,
+    /// Addresses with work in progress at once (each has a lane); past
+    /// it, stanzas for a new address are refused with
+    /// `resource-constraint` (default 16384).
+    pub max_lanes: usize,
     /// How often to ping the server (default 60 s).
     pub ping_interval: Duration,
     /// How long a ping may go unanswered before the link counts as dead
@@ -239,7 +250,9 @@ impl ComponentConfig {
             settings: toml::Table::new(),
             admins: Vec::new(),
             queue_limit: 4096,
+            queue_bytes: 16 << 20,
             lane_limit: 256,
+            max_lanes: 16_384,
             ping_interval: Duration::from_secs(60),
             ping_timeout: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(30),
@@ -434,7 +447,9 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
     config.settings = c.settings;
     config.admins = admins;
     config.queue_limit = count("queue_limit", c.queue_limit, 4096)?;
+    config.queue_bytes = count("queue_bytes", c.queue_bytes, 16 << 20)?;
     config.lane_limit = count("lane_limit", c.lane_limit, 256)?;
+    config.max_lanes = count("max_lanes", c.max_lanes, 16_384)?;
     config.ping_interval = secs("ping_interval", c.ping_interval, 60)?;
     config.ping_timeout = secs("ping_timeout", c.ping_timeout, 30)?;
     config.keepalive_interval = secs("keepalive_interval", c.keepalive_interval, 30)?;

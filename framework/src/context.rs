@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -14,7 +14,9 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, Jid};
 use xmpp_parsers::minidom::Element;
 
+use crate::dispatch::Dispatcher;
 use crate::error::{RequestError, SendError};
+use crate::metrics::ComponentMetrics;
 
 /// What a handler gets: the component's JID, a way to send stanzas and to
 /// make requests, a place to spawn tracked tasks, and the shutdown signal.
@@ -34,6 +36,8 @@ struct Shared {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     request_timeout: Duration,
+    dispatcher: OnceLock<Weak<Dispatcher>>,
+    metrics: ComponentMetrics,
 }
 
 struct Pending {
@@ -41,28 +45,57 @@ struct Pending {
     reply: oneshot::Sender<Iq>,
 }
 
-/// The bounded queue between senders and the link. It outlives a
-/// connection, so stanzas sent while the link is down go out after the
-/// reconnect.
+/// Stanzas serialized by their sender, on their way to the link: one
+/// stanza, or a batch from [`Context::send_many`] written as one.
+///
+/// Serializing in the sending task keeps the link task to writing bytes,
+/// so a fan-out of N stanzas costs the link N memcpys, not N
+/// serializations. The chunk holds its share of the queue's byte budget
+/// until it is written.
+pub(crate) struct Chunk {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) stanzas: usize,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// The bounded queue between senders and the link, bounded both in
+/// entries and in bytes. It outlives a connection, so stanzas sent while
+/// the link is down go out after the reconnect.
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Element>,
+    tx: mpsc::Sender<Chunk>,
+    bytes: Arc<Semaphore>,
+    byte_limit: usize,
     connected: AtomicBool,
     capacity: usize,
+}
+
+/// The queue's bounds.
+pub(crate) struct QueueLimits {
+    /// Entries (a stanza, or one `send_many` batch).
+    pub(crate) stanzas: usize,
+    /// Bytes of serialized stanzas.
+    pub(crate) bytes: usize,
 }
 
 impl Context {
     pub(crate) fn new(
         jid: BareJid,
-        queue_limit: usize,
+        limits: QueueLimits,
         request_timeout: Duration,
         shutdown: CancellationToken,
-    ) -> (Self, mpsc::Receiver<Element>) {
-        let capacity = queue_limit.max(1);
+    ) -> (Self, mpsc::Receiver<Chunk>) {
+        let capacity = limits.stanzas.max(1);
+        // A semaphore holds at most usize::MAX >> 3 permits, and a chunk
+        // takes at most u32::MAX of them at once.
+        let byte_limit = limits.bytes.clamp(1, u32::MAX as usize);
         let (tx, rx) = mpsc::channel(capacity);
+        let metrics = ComponentMetrics::new(jid.as_str());
         let shared = Shared {
             jid,
             outbox: Outbox {
                 tx,
+                bytes: Arc::new(Semaphore::new(byte_limit)),
+                byte_limit,
                 connected: AtomicBool::new(false),
                 capacity,
             },
@@ -72,6 +105,8 @@ impl Context {
             tracker: TaskTracker::new(),
             shutdown,
             request_timeout,
+            dispatcher: OnceLock::new(),
+            metrics,
         };
         (
             Self {
@@ -89,27 +124,107 @@ impl Context {
     /// Queues a stanza for the server. A stanza without `from` is sent from
     /// the component's JID (servers require a `from` on component stanzas).
     ///
-    /// While the link is up this waits for room in the queue; while it is
-    /// down, stanzas are kept (up to the configured `queue_limit`) and
-    /// delivered after the reconnect, and past that bound this returns
-    /// [`SendError::QueueFull`].
+    /// The stanza is serialized here, in the caller's task. While the link
+    /// is up this waits for room in the queue (bounded in stanzas and in
+    /// bytes); while it is down, stanzas are kept (up to the configured
+    /// `queue_limit` and `queue_bytes`) and delivered after the reconnect,
+    /// and past that bound this returns [`SendError::QueueFull`].
     pub async fn send(&self, stanza: impl Into<Element>) -> Result<(), SendError> {
-        let mut el = stanza.into();
+        let mut bytes = Vec::with_capacity(256);
+        self.serialize(stanza.into(), &mut bytes);
+        self.enqueue(bytes, 1).await
+    }
+
+    /// Queues many stanzas as one batch: serialized here, written by the
+    /// link in one go, in order, with no other stanza in between. This is
+    /// the way to fan out (one groupchat message to every occupant). Waits
+    /// for room while the link is up; while it is down the whole batch is
+    /// kept or refused with [`SendError::QueueFull`].
+    pub async fn send_many<I>(&self, stanzas: I) -> Result<(), SendError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Element>,
+    {
+        let mut bytes = Vec::new();
+        let mut count = 0;
+        for stanza in stanzas {
+            self.serialize(stanza.into(), &mut bytes);
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        self.enqueue(bytes, count).await
+    }
+
+    fn serialize(&self, mut el: Element, out: &mut Vec<u8>) {
         if el.attr("from").is_none() {
             crate::stream::set_attr(&mut el, "from", self.shared.jid.as_str());
         }
+        // Writing to a Vec cannot fail; a stanza that cannot be written
+        // (an invalid name smuggled in) is dropped, not half-written.
+        let start = out.len();
+        if let Err(e) = el.write_to(out) {
+            out.truncate(start);
+            tracing::error!(error = %e, name = el.name(), "could not serialize a stanza; dropped");
+        }
+    }
+
+    async fn enqueue(&self, bytes: Vec<u8>, stanzas: usize) -> Result<(), SendError> {
         let outbox = &self.shared.outbox;
+        // A batch larger than the whole budget still goes, alone.
+        let need = bytes.len().clamp(1, outbox.byte_limit) as u32;
+        let full = || {
+            self.shared.metrics.refused_queue_full.increment(1);
+            SendError::QueueFull(outbox.capacity)
+        };
         if outbox.connected.load(Ordering::Acquire) {
-            outbox.tx.send(el).await.map_err(|_| SendError::Closed)
+            let budget = Arc::clone(&outbox.bytes)
+                .acquire_many_owned(need)
+                .await
+                .map_err(|_| SendError::Closed)?;
+            let chunk = Chunk {
+                bytes,
+                stanzas,
+                _budget: budget,
+            };
+            outbox.tx.send(chunk).await.map_err(|_| SendError::Closed)
         } else {
-            outbox.tx.try_send(el).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    crate::metrics::refused(self.shared.jid.as_str(), "queue_full");
-                    SendError::QueueFull(outbox.capacity)
-                }
+            let budget = Arc::clone(&outbox.bytes)
+                .try_acquire_many_owned(need)
+                .map_err(|_| full())?;
+            let chunk = Chunk {
+                bytes,
+                stanzas,
+                _budget: budget,
+            };
+            outbox.tx.try_send(chunk).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => full(),
                 mpsc::error::TrySendError::Closed(_) => SendError::Closed,
             })
         }
+    }
+
+    /// Runs `work` on the lane of `address`: after every stanza and piece
+    /// of work already queued for that address, before any queued later,
+    /// and never at the same time as another of them. This is how a timer,
+    /// an ad-hoc command or an admin action changes a room's state with
+    /// the room's single writer (a MUC room's lane is its bare JID).
+    ///
+    /// Returns once the work is queued (waiting for room in the lane);
+    /// fails with [`SendError::Closed`] when the component is stopping
+    /// and [`SendError::QueueFull`] when no lane can be opened.
+    pub async fn on_lane<F>(&self, address: &BareJid, work: F) -> Result<(), SendError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let dispatcher = self
+            .shared
+            .dispatcher
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or(SendError::Closed)?;
+        dispatcher.queue_work(address, Box::pin(work)).await
     }
 
     /// Sends an IQ `get`/`set` and waits for its reply (within the
@@ -186,6 +301,14 @@ impl Context {
     /// Stops the component (a plugin failed to start).
     pub(crate) fn cancel(&self) {
         self.shared.shutdown.cancel();
+    }
+
+    pub(crate) fn set_dispatcher(&self, dispatcher: &Arc<Dispatcher>) {
+        let _ = self.shared.dispatcher.set(Arc::downgrade(dispatcher));
+    }
+
+    pub(crate) fn metrics(&self) -> &ComponentMetrics {
+        &self.shared.metrics
     }
 
     pub(crate) fn tracker(&self) -> &TaskTracker {

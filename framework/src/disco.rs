@@ -10,7 +10,7 @@ use xmpp_parsers::ns;
 
 use crate::Context;
 use crate::error::HandlerError;
-use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin};
+use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, ItemsQuery, Plugin};
 
 /// Answers disco#info and disco#items for every address of the component.
 ///
@@ -106,19 +106,24 @@ impl Plugin for DiscoPlugin {
             return Err(HandlerError::item_not_found());
         }
         let query: DiscoItemsQuery = iq.parse()?;
+        let request = ItemsQuery {
+            from: iq.from,
+            to: iq.to,
+            node: query.node,
+            rsm: query.rsm,
+        };
         let mut items = Vec::new();
+        let mut rsm = None;
         for plugin in self.others() {
-            items.extend(
-                plugin
-                    .disco_items(cx, &iq.from, &iq.to, query.node.as_deref())
-                    .await,
-            );
+            let listed = plugin.disco_items(cx, &request).await;
+            items.extend(listed.items);
+            rsm = rsm.or(listed.rsm);
         }
         Ok(Some(
             DiscoItemsResult {
-                node: query.node,
+                node: request.node,
                 items,
-                rsm: None,
+                rsm,
             }
             .into(),
         ))

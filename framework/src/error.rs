@@ -177,6 +177,10 @@ pub enum SendError {
     /// The component has stopped.
     #[error("the component has stopped")]
     Closed,
+    /// Work for a new address could not be queued: as many addresses as
+    /// `max_lanes` allows have work in progress.
+    #[error("too many addresses have work in progress ({0} lanes)")]
+    TooManyLanes(usize),
 }
 
 /// Why [`crate::Context::request`] produced no result.

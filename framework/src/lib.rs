@@ -78,7 +78,9 @@ pub use disco::DiscoPlugin;
 pub use error::{BoxError, HandlerError, RequestError, SendError};
 pub use handshake::{handshake_digest, verify_handshake};
 pub use ping::Ping;
-pub use plugin::{Disco, Flow, IqRequest, IqResult, IqRoute, IqType, Plugin, Scope};
+pub use plugin::{
+    Disco, DiscoItems, Flow, IqRequest, IqResult, IqRoute, IqType, ItemsQuery, Plugin, Scope,
+};
 pub use router::RouteConflict;
 pub use stream::HandshakeError;
 pub use tokio_util::sync::CancellationToken;

@@ -13,19 +13,20 @@ use xmpp_parsers::ns;
 
 use crate::backoff::Backoff;
 use crate::component::{Component, LinkStatus};
-use crate::context::Context;
+use crate::context::{Chunk, Context, QueueLimits};
 use crate::dispatch::Dispatcher;
 use crate::router::Router;
 use crate::stream::{
-    HandshakeError, Incoming, NS_COMPONENT, NS_STREAM, XmlLink, attr_name, stream_error_text,
+    HandshakeError, Incoming, LinkReader, LinkWriter, NS_COMPONENT, NS_STREAM, XmlLink, attr_name,
+    stream_error_text,
 };
 
 /// A link that stayed up this long resets the backoff.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// First reconnect delay.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
-/// Stanzas written per flush.
-const WRITE_BATCH: usize = 64;
+/// Bytes of queued stanzas gathered into one write.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// Prefix of the link's own ping ids.
 const PING_PREFIX: &str = "satellite-link-ping-";
 
@@ -43,15 +44,27 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
         router,
         status,
     } = component;
-    let (cx, mut outbox) = Context::new(
+    let limits = QueueLimits {
+        stanzas: config.queue_limit,
+        bytes: config.queue_bytes,
+    };
+    let (cx, outbox) = Context::new(
         config.jid.clone(),
-        config.queue_limit,
+        limits,
         config.request_timeout,
         shutdown.clone(),
     );
-    let dispatcher = Dispatcher::new(Arc::clone(&router), cx.clone(), config.lane_limit);
+    let dispatcher = Dispatcher::new(
+        Arc::clone(&router),
+        cx.clone(),
+        config.lane_limit,
+        config.max_lanes,
+    );
     let mut backoff = Backoff::new(BACKOFF_BASE, config.reconnect_max);
-    let mut carry: Option<Element> = None;
+    let mut queue = Some(Queue {
+        outbox,
+        carry: Vec::new(),
+    });
     let jid = config.jid.to_string();
     let server = config.server.clone();
     if let Err(error) = start_plugins(&cx, &router).await {
@@ -79,25 +92,28 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
             Ok(link) => {
                 tracing::info!(%jid, %server, "connected");
                 cx.set_connected(true);
-                crate::metrics::link_up(&jid, true);
+                cx.metrics().link_up(true);
                 status.send_replace(LinkStatus::Connected);
                 announce_connected(&cx, &router);
                 let since = Instant::now();
-                let mut session = Session {
-                    link,
+                let (reader, writer) = link.split();
+                let session = Session {
+                    reader,
+                    writer,
                     cx: &cx,
                     dispatcher: &dispatcher,
                     router: &router,
-                    outbox: &mut outbox,
-                    carry: &mut carry,
+                    queue: queue
+                        .take()
+                        .expect("the queue is back after every connection"),
                     config: &config,
                 };
-                let end = session.pump(&shutdown).await;
+                let (end, back) = session.pump(&shutdown).await;
+                queue = Some(back);
                 cx.set_connected(false);
-                crate::metrics::link_up(&jid, false);
+                cx.metrics().link_up(false);
                 match end {
                     End::Stopped => {
-                        close(session.link).await;
                         tracing::info!(%jid, "stopped");
                         status.send_replace(LinkStatus::Stopped);
                         return;
@@ -189,188 +205,354 @@ fn run_shutdown_hooks(cx: &Context, router: &Arc<Router>) {
 
 /// One connection's worth of state.
 struct Session<'a> {
-    link: XmlLink,
+    reader: LinkReader,
+    writer: LinkWriter,
     cx: &'a Context,
     dispatcher: &'a Arc<Dispatcher>,
     router: &'a Arc<Router>,
-    outbox: &'a mut mpsc::Receiver<Element>,
-    carry: &'a mut Option<Element>,
+    queue: Queue,
     config: &'a crate::config::ComponentConfig,
 }
 
+/// What outlives a connection on the writing side: the outbox, and what a
+/// broken connection left unwritten.
+struct Queue {
+    outbox: mpsc::Receiver<Chunk>,
+    carry: Vec<Chunk>,
+}
+
+/// How the reading side ended.
+enum ReadEnd {
+    /// Shutdown: handlers are done; the writer drains and the stream closes.
+    Stop,
+    /// The connection broke.
+    Lost(String),
+}
+
 impl Session<'_> {
-    async fn pump(&mut self, shutdown: &CancellationToken) -> End {
-        if let Some(el) = self.carry.take()
-            && let Err(e) = self.write(vec![el]).await
-        {
-            return End::Lost(e);
-        }
-        let cfg = self.config;
-        let now = Instant::now();
-        let mut ping_tick = interval_at(now + cfg.ping_interval, cfg.ping_interval);
-        ping_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut keepalive_tick = interval_at(now + cfg.keepalive_interval, cfg.keepalive_interval);
-        keepalive_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut ping_deadline: Option<Instant> = None;
-        let mut last_write = now;
-        let mut stopping: Option<Instant> = None;
-        let far = now + Duration::from_secs(86_400 * 365);
-        let mut ping_seq: u64 = 0;
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled(), if stopping.is_none() => {
-                    if self.dispatcher.close() {
-                        run_shutdown_hooks(self.cx, self.router);
+    /// Reads here and writes on a task of its own: a long outbound blast
+    /// never keeps the link from reading (pings are answered, replies
+    /// resolved), a read never waits for a write, and on two cores the
+    /// two run side by side.
+    async fn pump(self, shutdown: &CancellationToken) -> (End, Queue) {
+        let Session {
+            mut reader,
+            writer,
+            cx,
+            dispatcher,
+            router,
+            queue,
+            config,
+        } = self;
+        let (ping_tx, ping_rx) = mpsc::channel::<Vec<u8>>(4);
+        let drain = CancellationToken::new();
+        let lost = CancellationToken::new();
+        let signals = WriterSignals {
+            pings: ping_rx,
+            drain: drain.clone(),
+            lost: lost.clone(),
+        };
+        let mut write = tokio::spawn(write_side(
+            writer,
+            queue,
+            signals,
+            cx.clone(),
+            config.keepalive_interval,
+        ));
+        let read = read_loop(
+            &mut reader,
+            cx,
+            dispatcher,
+            router,
+            config,
+            ping_tx,
+            shutdown,
+        );
+        tokio::pin!(read);
+        let (end, joined) = tokio::select! {
+            end = &mut read => {
+                match end {
+                    ReadEnd::Lost(e) => {
+                        lost.cancel();
+                        (End::Lost(e), write.await)
                     }
-                    self.cx.tracker().close();
-                    stopping = Some(Instant::now() + cfg.shutdown_timeout);
-                }
-                _ = self.cx.tracker().wait(), if stopping.is_some() => {
-                    return self.finish().await;
-                }
-                _ = sleep_until(stopping.unwrap_or(far)), if stopping.is_some() => {
-                    tracing::warn!(jid = %cfg.jid, "handlers still running at shutdown timeout; closing anyway");
-                    return self.finish().await;
-                }
-                out = self.outbox.recv() => {
-                    let Some(first) = out else { return End::Lost("outbox closed".into()) };
-                    let mut batch = vec![first];
-                    while batch.len() < WRITE_BATCH {
-                        match self.outbox.try_recv() {
-                            Ok(el) => batch.push(el),
-                            Err(_) => break,
-                        }
-                    }
-                    if let Err(e) = self.write(batch).await {
-                        return End::Lost(e);
-                    }
-                    last_write = Instant::now();
-                }
-                incoming = self.link.read() => match incoming {
-                    Incoming::Element(el) => {
-                        // Any traffic proves the peer is alive.
-                        ping_deadline = None;
-                        if let Some(end) = self.inbound(el) {
-                            return end;
-                        }
-                    }
-                    Incoming::Silent => {
-                        if ping_deadline.is_none() {
-                            ping_seq += 1;
-                            if let Err(e) = self.ping(ping_seq).await {
-                                return End::Lost(e);
-                            }
-                            ping_deadline = Some(Instant::now() + cfg.ping_timeout);
-                        }
-                    }
-                    Incoming::Closed(Some(e)) => return End::Lost(e.to_string()),
-                    Incoming::Closed(None) => return End::Lost("the server closed the stream".into()),
-                },
-                _ = sleep_until(ping_deadline.unwrap_or(far)), if ping_deadline.is_some() => {
-                    return End::Lost(format!("no answer to a ping within {:?}", cfg.ping_timeout));
-                }
-                _ = ping_tick.tick() => {
-                    if ping_deadline.is_none() {
-                        ping_seq += 1;
-                        if let Err(e) = self.ping(ping_seq).await {
-                            return End::Lost(e);
-                        }
-                        ping_deadline = Some(Instant::now() + cfg.ping_timeout);
-                        last_write = Instant::now();
-                    }
-                }
-                _ = keepalive_tick.tick() => {
-                    if last_write.elapsed() >= cfg.keepalive_interval {
-                        if let Err(e) = self.link.keepalive().await {
-                            return End::Lost(e.to_string());
-                        }
-                        last_write = Instant::now();
+                    ReadEnd::Stop => {
+                        drain.cancel();
+                        (End::Stopped, write.await)
                     }
                 }
             }
-        }
-    }
-
-    /// Routes one inbound element; returns an end if the stream is over.
-    fn inbound(&mut self, el: Element) -> Option<End> {
-        crate::metrics::received(self.config.jid.as_str());
-        if el.is("error", NS_STREAM) {
-            return Some(End::Lost(format!(
-                "stream error from the server: {}",
-                stream_error_text(&el)
-            )));
-        }
-        if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
-            if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) {
-                return None;
+            joined = &mut write => {
+                let end = match &joined {
+                    Ok((Err(e), ..)) => End::Lost(e.clone()),
+                    _ => End::Lost("the writer stopped".into()),
+                };
+                (end, joined)
             }
-            match Iq::try_from(el) {
-                Ok(iq) => {
-                    if let Some(iq) = self.cx.resolve(iq) {
-                        tracing::debug!(id = iq.id(), "dropped an iq reply nobody waits for");
-                    }
+        };
+        match joined {
+            Ok((result, writer, queue)) => {
+                if let (End::Stopped, Err(e)) = (&end, &result) {
+                    tracing::warn!(error = %e, "could not write the last stanzas");
                 }
-                Err(e) => tracing::warn!(error = %e, "dropped an invalid iq reply"),
+                if matches!(end, End::Stopped) {
+                    close(writer).await;
+                }
+                (end, queue)
             }
-            return None;
-        }
-        self.dispatcher.dispatch(el);
-        None
-    }
-
-    async fn ping(&mut self, seq: u64) -> Result<(), String> {
-        let jid = &self.config.jid;
-        // The server's own domain answers pings (or bounces an error:
-        // either proves the round trip); a top-level component pings itself.
-        let target = jid
-            .as_str()
-            .split_once('.')
-            .filter(|(_, parent)| parent.contains('.') || *parent == "localhost")
-            .map(|(_, parent)| parent.to_owned())
-            .unwrap_or_else(|| jid.to_string());
-        let ping = Element::builder("iq", NS_COMPONENT)
-            .attr(attr_name("type"), "get")
-            .attr(attr_name("id"), format!("{PING_PREFIX}{seq}"))
-            .attr(attr_name("from"), jid.as_str())
-            .attr(attr_name("to"), target)
-            .append(Element::builder("ping", ns::PING))
-            .build();
-        self.write(vec![ping]).await
-    }
-
-    /// Writes a batch; on failure the unsent stanza is kept for the next
-    /// connection.
-    async fn write(&mut self, batch: Vec<Element>) -> Result<(), String> {
-        crate::metrics::sent(self.config.jid.as_str(), batch.len());
-        let mut iter = batch.into_iter();
-        for el in iter.by_ref() {
-            if let Err(e) = self.link.feed(&el).await {
-                *self.carry = Some(el);
-                return Err(e.to_string());
+            // The writer task panicked: what it held is gone. Only a bug
+            // gets here; the link restarts with an empty outbox.
+            Err(e) => {
+                tracing::error!(error = %e, "the link's writer failed");
+                let (_, outbox) = mpsc::channel(1);
+                let queue = Queue {
+                    outbox,
+                    carry: Vec::new(),
+                };
+                (End::Lost("the writer failed".into()), queue)
             }
         }
-        self.link.flush().await.map_err(|e| e.to_string())
-    }
-
-    /// Writes what is still queued, then closes the stream.
-    async fn finish(&mut self) -> End {
-        let mut rest = Vec::new();
-        while let Ok(el) = self.outbox.try_recv() {
-            rest.push(el);
-        }
-        if !rest.is_empty()
-            && let Err(e) = self.write(rest).await
-        {
-            tracing::warn!(error = %e, "could not write the last stanzas");
-        }
-        End::Stopped
     }
 }
 
+/// How the reading side steers the writer.
+struct WriterSignals {
+    /// The link's own pings, written before anything queued.
+    pings: mpsc::Receiver<Vec<u8>>,
+    /// Write what is queued, then stop (shutdown).
+    drain: CancellationToken,
+    /// The connection is gone: stop now, keeping what is unwritten.
+    lost: CancellationToken,
+}
+
+async fn write_side(
+    mut writer: LinkWriter,
+    mut queue: Queue,
+    signals: WriterSignals,
+    cx: Context,
+    keepalive: Duration,
+) -> (Result<(), String>, LinkWriter, Queue) {
+    let result = write_loop(&mut writer, &mut queue, signals, &cx, keepalive).await;
+    (result, writer, queue)
+}
+
+/// The reading side: routes what arrives, pings a silent server, and on
+/// shutdown lets handlers finish (still reading their replies).
+async fn read_loop(
+    reader: &mut LinkReader,
+    cx: &Context,
+    dispatcher: &Arc<Dispatcher>,
+    router: &Arc<Router>,
+    cfg: &crate::config::ComponentConfig,
+    ping_tx: mpsc::Sender<Vec<u8>>,
+    shutdown: &CancellationToken,
+) -> ReadEnd {
+    let now = Instant::now();
+    let mut ping_tick = interval_at(now + cfg.ping_interval, cfg.ping_interval);
+    ping_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ping_deadline: Option<Instant> = None;
+    let mut stopping: Option<Instant> = None;
+    let far = now + Duration::from_secs(86_400 * 365);
+    let mut ping_seq: u64 = 0;
+    let send_ping = |seq: u64| {
+        // A full ping queue means pings are already on their way.
+        let _ = ping_tx.try_send(ping_bytes(cfg, seq));
+        Some(Instant::now() + cfg.ping_timeout)
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled(), if stopping.is_none() => {
+                if dispatcher.close() {
+                    run_shutdown_hooks(cx, router);
+                }
+                cx.tracker().close();
+                stopping = Some(Instant::now() + cfg.shutdown_timeout);
+            }
+            _ = cx.tracker().wait(), if stopping.is_some() => return ReadEnd::Stop,
+            _ = sleep_until(stopping.unwrap_or(far)), if stopping.is_some() => {
+                tracing::warn!(jid = %cfg.jid, "handlers still running at shutdown timeout; closing anyway");
+                return ReadEnd::Stop;
+            }
+            incoming = reader.read() => match incoming {
+                Incoming::Element(el) => {
+                    // Any traffic proves the peer is alive.
+                    ping_deadline = None;
+                    if let Some(reason) = inbound(cx, dispatcher, el).await {
+                        return ReadEnd::Lost(reason);
+                    }
+                }
+                Incoming::Silent => {
+                    if ping_deadline.is_none() {
+                        ping_seq += 1;
+                        ping_deadline = send_ping(ping_seq);
+                    }
+                }
+                Incoming::Closed(Some(e)) => return ReadEnd::Lost(e.to_string()),
+                Incoming::Closed(None) => return ReadEnd::Lost("the server closed the stream".into()),
+            },
+            _ = sleep_until(ping_deadline.unwrap_or(far)), if ping_deadline.is_some() => {
+                return ReadEnd::Lost(format!("no answer to a ping within {:?}", cfg.ping_timeout));
+            }
+            _ = ping_tick.tick() => {
+                if ping_deadline.is_none() {
+                    ping_seq += 1;
+                    ping_deadline = send_ping(ping_seq);
+                }
+            }
+        }
+    }
+}
+
+/// Routes one inbound element; returns why the stream is over, if it is.
+async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Option<String> {
+    cx.metrics().received.increment(1);
+    if el.is("error", NS_STREAM) {
+        return Some(format!(
+            "stream error from the server: {}",
+            stream_error_text(&el)
+        ));
+    }
+    if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
+        if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) {
+            return None;
+        }
+        match Iq::try_from(el) {
+            Ok(iq) => {
+                if let Some(iq) = cx.resolve(iq) {
+                    tracing::debug!(id = iq.id(), "dropped an iq reply nobody waits for");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "dropped an invalid iq reply"),
+        }
+        return None;
+    }
+    dispatcher.dispatch(el).await;
+    None
+}
+
+/// The link's own ping, serialized.
+fn ping_bytes(cfg: &crate::config::ComponentConfig, seq: u64) -> Vec<u8> {
+    let jid = &cfg.jid;
+    // The server's own domain answers pings (or bounces an error: either
+    // proves the round trip); a top-level component pings itself.
+    let target = jid
+        .as_str()
+        .split_once('.')
+        .filter(|(_, parent)| parent.contains('.') || *parent == "localhost")
+        .map(|(_, parent)| parent.to_owned())
+        .unwrap_or_else(|| jid.to_string());
+    let ping = Element::builder("iq", NS_COMPONENT)
+        .attr(attr_name("type"), "get")
+        .attr(attr_name("id"), format!("{PING_PREFIX}{seq}"))
+        .attr(attr_name("from"), jid.as_str())
+        .attr(attr_name("to"), target)
+        .append(Element::builder("ping", ns::PING))
+        .build();
+    let mut bytes = Vec::new();
+    // Writing a well-formed element to a Vec cannot fail.
+    let _ = ping.write_to(&mut bytes);
+    bytes
+}
+
+/// The writing side: takes serialized chunks off the outbox and writes
+/// them, several per system call when they queue up; pings first; a
+/// whitespace keepalive after write silence. A chunk whose write failed
+/// (or was cut short by a lost connection) is kept, with those buffered
+/// with it, for the next connection.
+async fn write_loop(
+    writer: &mut LinkWriter,
+    queue: &mut Queue,
+    mut signals: WriterSignals,
+    cx: &Context,
+    keepalive_interval: Duration,
+) -> Result<(), String> {
+    let sent = &cx.metrics().sent;
+    let Queue { outbox, carry } = queue;
+    let mut batch: Vec<Chunk> = std::mem::take(carry);
+    let mut keepalive = interval_at(Instant::now() + keepalive_interval, keepalive_interval);
+    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_write = Instant::now();
+    loop {
+        if !batch.is_empty() {
+            let written = tokio::select! {
+                r = write_batch(writer, &mut batch, sent) => r,
+                _ = signals.lost.cancelled() => Err("the link was lost".to_owned()),
+            };
+            if let Err(e) = written {
+                carry.append(&mut batch);
+                return Err(e);
+            }
+            last_write = Instant::now();
+        }
+        tokio::select! {
+            biased;
+            _ = signals.lost.cancelled() => return Err("the link was lost".to_owned()),
+            Some(ping) = signals.pings.recv() => {
+                let result = match writer.write(&ping).await {
+                    Ok(()) => writer.flush().await,
+                    Err(e) => Err(e),
+                };
+                result.map_err(|e| e.to_string())?;
+                last_write = Instant::now();
+            }
+            _ = signals.drain.cancelled() => {
+                while let Ok(chunk) = outbox.try_recv() {
+                    batch.push(chunk);
+                }
+                let written = write_batch(writer, &mut batch, sent).await;
+                if written.is_err() {
+                    carry.append(&mut batch);
+                }
+                return written;
+            }
+            chunk = outbox.recv() => {
+                let Some(chunk) = chunk else { return Err("outbox closed".into()) };
+                let mut bytes = chunk.bytes.len();
+                batch.push(chunk);
+                while bytes < WRITE_BATCH_BYTES {
+                    match outbox.try_recv() {
+                        Ok(chunk) => {
+                            bytes += chunk.bytes.len();
+                            batch.push(chunk);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = keepalive.tick() => {
+                if last_write.elapsed() >= keepalive_interval {
+                    writer.keepalive().await.map_err(|e| e.to_string())?;
+                    last_write = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Writes and flushes a batch of chunks, emptying it on success. On
+/// failure the batch is left as it was: what was buffered may not have
+/// left.
+async fn write_batch(
+    writer: &mut LinkWriter,
+    batch: &mut Vec<Chunk>,
+    sent: &metrics::Counter,
+) -> Result<(), String> {
+    for chunk in batch.iter() {
+        writer
+            .write(&chunk.bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    writer.flush().await.map_err(|e| e.to_string())?;
+    sent.increment(batch.iter().map(|c| c.stanzas as u64).sum());
+    batch.clear();
+    Ok(())
+}
+
 /// Closes a stream cleanly (`</stream:stream>`).
-async fn close(link: XmlLink) {
-    if let Err(e) = link.close().await {
+async fn close(writer: LinkWriter) {
+    if let Err(e) = writer.close().await {
         tracing::debug!(error = %e, "closing the stream");
     }
 }

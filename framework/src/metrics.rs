@@ -14,10 +14,11 @@
 //! | `satellite_stanzas_received_total` | counter | elements read from the server |
 //! | `satellite_stanzas_sent_total` | counter | stanzas written to the server |
 //! | `satellite_invalid_stanzas_total` | counter | stanzas answered with `bad-request` because they did not parse |
-//! | `satellite_refused_total` | counter | stanzas refused by a limit, label `reason` (`lane_full`, `queue_full`, `stopping`) |
+//! | `satellite_refused_total` | counter | stanzas refused by a limit, label `reason` (`lane_full`, `lanes`, `queue_full`, `stopping`) |
 
 use std::net::SocketAddr;
 
+use metrics::{Counter, Gauge};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use crate::error::BoxError;
@@ -30,33 +31,46 @@ pub fn serve_prometheus(listen: SocketAddr) -> Result<(), BoxError> {
         .map_err(|e| format!("metrics: cannot serve on {listen}: {e}").into())
 }
 
-pub(crate) fn link_up(component: &str, up: bool) {
-    metrics::gauge!("satellite_link_up", "component" => component.to_owned()).set(if up {
-        1.0
-    } else {
-        0.0
-    });
-    if up {
-        metrics::counter!("satellite_connects_total", "component" => component.to_owned())
-            .increment(1);
+/// The framework's series for one component, registered once: recording
+/// on the per-stanza path is then an atomic add, with no label strings
+/// built per stanza.
+pub(crate) struct ComponentMetrics {
+    link_up: Gauge,
+    connects: Counter,
+    pub(crate) received: Counter,
+    pub(crate) sent: Counter,
+    pub(crate) invalid: Counter,
+    pub(crate) refused_lane_full: Counter,
+    pub(crate) refused_lanes: Counter,
+    pub(crate) refused_queue_full: Counter,
+    pub(crate) refused_stopping: Counter,
+}
+
+impl ComponentMetrics {
+    pub(crate) fn new(component: &str) -> Self {
+        let c = || component.to_owned();
+        let refused = |reason: &'static str| metrics::counter!("satellite_refused_total", "component" => c(), "reason" => reason);
+        let this = Self {
+            link_up: metrics::gauge!("satellite_link_up", "component" => c()),
+            connects: metrics::counter!("satellite_connects_total", "component" => c()),
+            received: metrics::counter!("satellite_stanzas_received_total", "component" => c()),
+            sent: metrics::counter!("satellite_stanzas_sent_total", "component" => c()),
+            invalid: metrics::counter!("satellite_invalid_stanzas_total", "component" => c()),
+            refused_lane_full: refused("lane_full"),
+            refused_lanes: refused("lanes"),
+            refused_queue_full: refused("queue_full"),
+            refused_stopping: refused("stopping"),
+        };
+        // Present (and 0) from the start, so a component that never
+        // connects can be alerted on.
+        this.link_up.set(0.0);
+        this
     }
-}
 
-pub(crate) fn received(component: &str) {
-    metrics::counter!("satellite_stanzas_received_total", "component" => component.to_owned())
-        .increment(1);
-}
-
-pub(crate) fn sent(component: &str, n: usize) {
-    metrics::counter!("satellite_stanzas_sent_total", "component" => component.to_owned())
-        .increment(n as u64);
-}
-
-pub(crate) fn invalid(component: &str) {
-    metrics::counter!("satellite_invalid_stanzas_total", "component" => component.to_owned())
-        .increment(1);
-}
-
-pub(crate) fn refused(component: &str, reason: &'static str) {
-    metrics::counter!("satellite_refused_total", "component" => component.to_owned(), "reason" => reason).increment(1);
+    pub(crate) fn link_up(&self, up: bool) {
+        self.link_up.set(if up { 1.0 } else { 0.0 });
+        if up {
+            self.connects.increment(1);
+        }
+    }
 }

@@ -9,6 +9,7 @@ use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::presence::Presence;
+use xmpp_parsers::rsm::{SetQuery, SetResult};
 
 use crate::Context;
 use crate::adhoc::AdhocCommand;
@@ -19,12 +20,33 @@ use crate::error::{BoxError, HandlerError};
 pub type IqResult = Result<Option<Element>, HandlerError>;
 
 /// Whether a message or presence was taken care of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
+#[non_exhaustive]
 pub enum Flow {
     /// Offer the stanza to the next plugin.
     Continue,
     /// Stop here; no later plugin sees the stanza.
     Handled,
+    /// Stop here and answer the sender with this error: the framework
+    /// sends a `<message type='error'/>` or `<presence type='error'/>`
+    /// (matching the stanza) from the address it was sent to
+    /// (`room@muc` or `room@muc/nick`), with its id. An error stanza is
+    /// never answered. [`HandlerError::Internal`] is logged and answered
+    /// as `internal-server-error`.
+    Reject(HandlerError),
+}
+
+impl Flow {
+    /// Whether later plugins should see the stanza.
+    pub fn is_continue(&self) -> bool {
+        matches!(self, Flow::Continue)
+    }
+}
+
+impl From<HandlerError> for Flow {
+    fn from(e: HandlerError) -> Self {
+        Flow::Reject(e)
+    }
 }
 
 /// The type of an IQ request.
@@ -63,14 +85,16 @@ impl Scope {
 }
 
 /// An IQ a plugin owns: requests of this type whose payload is the element
-/// `{ns}name`, addressed within `scope`.
+/// `{ns}name`, addressed within `scope`; or, for a fallback route
+/// ([`IqRoute::fallback`]), every request of this type within `scope` that
+/// no other route owns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IqRoute {
     /// `get` or `set`.
     pub type_: IqType,
-    /// Namespace of the payload element.
+    /// Namespace of the payload element (empty for a fallback route).
     pub ns: String,
-    /// Name of the payload element.
+    /// Name of the payload element (empty for a fallback route).
     pub name: String,
     /// Addresses covered.
     pub scope: Scope,
@@ -94,6 +118,27 @@ impl IqRoute {
             name: name.to_owned(),
             scope: Scope::Any,
         }
+    }
+
+    /// Every `get` or `set` within the route's scope that no other route
+    /// owns: how a service with addressable entities takes IQs to them
+    /// whatever their payload (a MUC passes an occupant's vCard or version
+    /// request on to the occupant). Usually narrowed with
+    /// `.scope(Scope::Entities)`. At most one fallback per type and
+    /// address.
+    ///
+    /// ```
+    /// use satellite::{IqRoute, IqType, Scope};
+    /// let route = IqRoute::fallback(IqType::Get).scope(Scope::Entities);
+    /// assert!(route.is_fallback());
+    /// ```
+    pub fn fallback(type_: IqType) -> Self {
+        Self::new(type_, "", "")
+    }
+
+    /// Whether this is a fallback route.
+    pub fn is_fallback(&self) -> bool {
+        self.ns.is_empty() && self.name.is_empty()
     }
 
     /// Narrows the route to some addresses.
@@ -131,6 +176,35 @@ impl IqRequest {
     /// Whether the request is addressed to the component's own JID.
     pub fn is_to_domain(&self) -> bool {
         self.to.node().is_none() && self.to.resource().is_none()
+    }
+}
+
+/// A disco#items request, as offered to [`Plugin::disco_items`].
+#[derive(Debug, Clone)]
+pub struct ItemsQuery {
+    /// The requester.
+    pub from: Jid,
+    /// The address asked about.
+    pub to: Jid,
+    /// The node asked about, if any.
+    pub node: Option<String>,
+    /// XEP-0059 paging, when the requester asked for a page.
+    pub rsm: Option<SetQuery>,
+}
+
+/// What a plugin lists for a disco#items request.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoItems {
+    /// The items (of this page, when paged).
+    pub items: Vec<Item>,
+    /// Set when the plugin paged its list: the page's first/last ids and
+    /// the total count. The reply carries the first plugin's paging.
+    pub rsm: Option<SetResult>,
+}
+
+impl From<Vec<Item>> for DiscoItems {
+    fn from(items: Vec<Item>) -> Self {
+        Self { items, rsm: None }
     }
 }
 
@@ -225,15 +299,11 @@ pub trait Plugin: Send + Sync + 'static {
         None
     }
 
-    /// disco#items this plugin lists at an address (and node).
-    async fn disco_items(
-        &self,
-        _cx: &Context,
-        _from: &Jid,
-        _to: &Jid,
-        _node: Option<&str>,
-    ) -> Vec<Item> {
-        Vec::new()
+    /// disco#items this plugin lists at an address (and node). A plugin
+    /// with long lists (a MUC's public rooms) pages them by the query's
+    /// XEP-0059 `rsm` and says so in [`DiscoItems::rsm`].
+    async fn disco_items(&self, _cx: &Context, _query: &ItemsQuery) -> DiscoItems {
+        DiscoItems::default()
     }
 
     /// Called once when the component starts, before it first connects:
@@ -256,12 +326,14 @@ pub trait Plugin: Send + Sync + 'static {
         Err(HandlerError::service_unavailable())
     }
 
-    /// Offered every message, in plugin order.
+    /// Offered every message, in plugin order. Return
+    /// [`Flow::Reject`] to answer the sender with a stanza error.
     async fn handle_message(&self, _cx: &Context, _message: &Message) -> Flow {
         Flow::Continue
     }
 
-    /// Offered every presence, in plugin order.
+    /// Offered every presence, in plugin order. Return
+    /// [`Flow::Reject`] to answer the sender with a presence error.
     async fn handle_presence(&self, _cx: &Context, _presence: &Presence) -> Flow {
         Flow::Continue
     }

@@ -37,19 +37,38 @@ type RouteKey = (IqType, String, String);
 pub(crate) struct Router {
     plugins: Vec<Arc<dyn Plugin>>,
     routes: HashMap<RouteKey, Vec<(Scope, usize)>>,
+    /// Fallback routes: (type, scope, plugin index).
+    fallbacks: Vec<(IqType, Scope, usize)>,
 }
 
 impl Router {
     pub(crate) fn new(plugins: Vec<Arc<dyn Plugin>>) -> Result<Self, RouteConflict> {
         let mut routes: HashMap<RouteKey, Vec<(Scope, usize)>> = HashMap::new();
+        let mut fallbacks: Vec<(IqType, Scope, usize)> = Vec::new();
         for (index, plugin) in plugins.iter().enumerate() {
-            for IqRoute {
-                type_,
-                ns,
-                name,
-                scope,
-            } in plugin.iq_routes()
-            {
+            for route in plugin.iq_routes() {
+                if route.is_fallback() {
+                    if let Some((_, _, other)) = fallbacks
+                        .iter()
+                        .find(|(t, s, _)| *t == route.type_ && s.overlaps(route.scope))
+                    {
+                        return Err(RouteConflict {
+                            first: plugins[*other].name(),
+                            second: plugin.name(),
+                            type_: route.type_,
+                            ns: "*".to_owned(),
+                            name: "*".to_owned(),
+                        });
+                    }
+                    fallbacks.push((route.type_, route.scope, index));
+                    continue;
+                }
+                let IqRoute {
+                    type_,
+                    ns,
+                    name,
+                    scope,
+                } = route;
                 let owners = routes.entry((type_, ns.clone(), name.clone())).or_default();
                 if let Some((_, other)) = owners.iter().find(|(s, _)| s.overlaps(scope)) {
                     return Err(RouteConflict {
@@ -63,7 +82,11 @@ impl Router {
                 owners.push((scope, index));
             }
         }
-        Ok(Self { plugins, routes })
+        Ok(Self {
+            plugins,
+            routes,
+            fallbacks,
+        })
     }
 
     pub(crate) fn plugins(&self) -> &[Arc<dyn Plugin>] {
@@ -72,11 +95,18 @@ impl Router {
 
     fn owner(&self, type_: IqType, payload: &Element, to_domain: bool) -> Option<&Arc<dyn Plugin>> {
         let key = (type_, payload.ns(), payload.name().to_owned());
-        self.routes
-            .get(&key)?
-            .iter()
-            .find(|(scope, _)| scope.covers(to_domain))
-            .map(|(_, index)| &self.plugins[*index])
+        let specific = self
+            .routes
+            .get(&key)
+            .and_then(|owners| owners.iter().find(|(scope, _)| scope.covers(to_domain)))
+            .map(|(_, index)| *index);
+        let index = specific.or_else(|| {
+            self.fallbacks
+                .iter()
+                .find(|(t, scope, _)| *t == type_ && scope.covers(to_domain))
+                .map(|(_, _, index)| *index)
+        })?;
+        Some(&self.plugins[index])
     }
 
     /// Handles one inbound element (already taken off the link).
@@ -87,7 +117,7 @@ impl Router {
             Inbound::Message(m) => self.handle_message(cx, m).await,
             Inbound::Presence(p) => self.handle_presence(cx, p).await,
             Inbound::Invalid { reply, reason } => {
-                crate::metrics::invalid(cx.jid().as_str());
+                cx.metrics().invalid.increment(1);
                 tracing::warn!(%reason, "invalid stanza");
                 if let Some(reply) = reply {
                     send(cx, reply).await;
@@ -170,8 +200,13 @@ impl Router {
 
     async fn handle_message(&self, cx: &Context, message: Message) {
         for plugin in &self.plugins {
-            if plugin.handle_message(cx, &message).await == Flow::Handled {
-                return;
+            match plugin.handle_message(cx, &message).await {
+                Flow::Continue => continue,
+                Flow::Handled => return,
+                Flow::Reject(error) => {
+                    reject(cx, plugin.as_ref(), &Element::from(message), error).await;
+                    return;
+                }
             }
         }
         // Nobody took it: tell the sender rather than drop it silently
@@ -194,10 +229,26 @@ impl Router {
 
     async fn handle_presence(&self, cx: &Context, presence: Presence) {
         for plugin in &self.plugins {
-            if plugin.handle_presence(cx, &presence).await == Flow::Handled {
-                return;
+            match plugin.handle_presence(cx, &presence).await {
+                Flow::Continue => continue,
+                Flow::Handled => return,
+                Flow::Reject(error) => {
+                    reject(cx, plugin.as_ref(), &Element::from(presence), error).await;
+                    return;
+                }
             }
         }
+    }
+}
+
+/// Answers a message or presence a plugin rejected: an error stanza of the
+/// same kind, from the address it was sent to (never for an error).
+async fn reject(cx: &Context, plugin: &dyn Plugin, stanza: &Element, error: HandlerError) {
+    if let HandlerError::Internal(e) = &error {
+        tracing::error!(plugin = plugin.name(), error = %e, "{} handler failed", stanza.name());
+    }
+    if let Some(reply) = RawHeader::of(stanza).error_reply(error) {
+        send(cx, reply).await;
     }
 }
 
@@ -325,8 +376,8 @@ impl RawHeader {
     }
 
     /// An error stanza of the same kind answering this one, or `None` when
-    /// the stanza must not be answered: an error itself, a presence, a
-    /// result, or one without a sender.
+    /// the stanza must not be answered: an error itself, a result, or one
+    /// without a sender.
     pub(crate) fn error_reply(&self, error: HandlerError) -> Option<Element> {
         if matches!(self.type_.as_deref(), Some("error") | Some("result")) {
             return None;

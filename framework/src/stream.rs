@@ -11,13 +11,14 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufStream, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts, XmlStream};
 use xmpp_parsers::minidom::Element;
 
@@ -28,19 +29,44 @@ pub const NS_STREAM: &str = "http://etherx.jabber.org/streams";
 /// Namespace of stream error conditions.
 const NS_STREAM_ERRORS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 
-/// A TCP connection that can be told to write one whitespace byte at its
-/// next flush: the XML writer cannot emit bare whitespace between stanzas,
-/// but RFC 6120 §4.6.1 allows it as a keepalive.
+/// A TCP connection whose write half can be taken away once the stream
+/// is authenticated: from then on the XML parser only reads, and the
+/// link's writer writes stanzas that their senders already serialized.
 pub(crate) struct Transport {
-    tcp: TcpStream,
-    keepalive: AtomicBool,
+    read: OwnedReadHalf,
+    write: Mutex<Option<OwnedWriteHalf>>,
 }
 
 impl Transport {
     fn new(tcp: TcpStream) -> Self {
+        let (read, write) = tcp.into_split();
         Self {
-            tcp,
-            keepalive: AtomicBool::new(false),
+            read,
+            write: Mutex::new(Some(write)),
+        }
+    }
+
+    fn take_writer(&self) -> Option<OwnedWriteHalf> {
+        self.write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn with_writer<R>(
+        &self,
+        f: impl FnOnce(Pin<&mut OwnedWriteHalf>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        let mut guard = self
+            .write
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match guard.as_mut() {
+            Some(w) => f(Pin::new(w)),
+            None => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the link's writer owns the write half",
+            ))),
         }
     }
 }
@@ -51,32 +77,25 @@ impl AsyncRead for Transport {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for Transport {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        self.with_writer(|w| w.poll_write(cx, buf))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.keepalive.load(Ordering::Relaxed) {
-            match Pin::new(&mut self.tcp).poll_write(cx, b" ") {
-                Poll::Ready(Ok(_)) => self.keepalive.store(false, Ordering::Relaxed),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        Pin::new(&mut self.tcp).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with_writer(|w| w.poll_flush(cx))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with_writer(|w| w.poll_shutdown(cx))
     }
 }
 
@@ -186,6 +205,28 @@ impl XmlLink {
         }
     }
 
+    /// Splits the authenticated stream into its reading side (the XML
+    /// parser) and its writing side (raw bytes).
+    pub(crate) fn split(self) -> (LinkReader, LinkWriter) {
+        let write = self.inner.get_stream().get_ref().take_writer();
+        let writer = LinkWriter {
+            // The handshake was flushed before it was answered, so nothing
+            // written through the XML stream is pending here.
+            out: write.map(|w| BufWriter::with_capacity(WRITE_BUFFER, w)),
+        };
+        (LinkReader { inner: self.inner }, writer)
+    }
+}
+
+/// Bytes buffered by the writer before a write to the socket.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// The reading side of a link.
+pub(crate) struct LinkReader {
+    inner: Inner,
+}
+
+impl LinkReader {
     /// Reads the next element. Cancel-safe: partial parser state lives in
     /// the stream, so this can sit in a `select!`.
     pub(crate) async fn read(&mut self) -> Incoming {
@@ -205,30 +246,42 @@ impl XmlLink {
             };
         }
     }
+}
 
-    /// Queues an element for writing; call [`Self::flush`] to send.
-    pub(crate) async fn feed(&mut self, el: &Element) -> io::Result<()> {
-        self.inner.feed(el).await
+/// The writing side of a link: serialized stanzas in, bytes out.
+pub(crate) struct LinkWriter {
+    out: Option<BufWriter<OwnedWriteHalf>>,
+}
+
+impl LinkWriter {
+    fn out(&mut self) -> io::Result<&mut BufWriter<OwnedWriteHalf>> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "the link has no writer"))
     }
 
-    /// Writes out everything fed so far.
+    /// Buffers serialized stanzas; call [`Self::flush`] to send.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out()?.write_all(bytes).await
+    }
+
+    /// Writes out everything buffered.
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        SinkExt::<&Element>::flush(&mut self.inner).await
+        self.out()?.flush().await
     }
 
-    /// Writes a single whitespace keepalive.
+    /// Writes a single whitespace keepalive (RFC 6120 §4.6.1).
     pub(crate) async fn keepalive(&mut self) -> io::Result<()> {
-        self.inner
-            .get_stream()
-            .get_ref()
-            .keepalive
-            .store(true, Ordering::Relaxed);
+        self.write(b" ").await?;
         self.flush().await
     }
 
     /// Sends `</stream:stream>` and closes the connection.
     pub(crate) async fn close(mut self) -> io::Result<()> {
-        SinkExt::<&Element>::close(&mut self.inner).await
+        self.write(b"</stream:stream>").await?;
+        let out = self.out()?;
+        out.flush().await?;
+        out.shutdown().await
     }
 }
 

@@ -105,18 +105,17 @@ impl Plugin for Rooms {
     async fn disco_items(
         &self,
         cx: &Context,
-        _from: &satellite::jid::Jid,
-        to: &satellite::jid::Jid,
-        node: Option<&str>,
-    ) -> Vec<satellite::xmpp::disco::Item> {
-        if node.is_some() || to.node().is_some() {
-            return vec![];
+        query: &satellite::ItemsQuery,
+    ) -> satellite::DiscoItems {
+        if query.node.is_some() || query.to.node().is_some() {
+            return satellite::DiscoItems::default();
         }
         vec![satellite::xmpp::disco::Item {
             jid: format!("lobby@{}", cx.jid()).parse().expect("jid"),
             node: None,
             name: Some("Lobby".into()),
         }]
+        .into()
     }
 }
 

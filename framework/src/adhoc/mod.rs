@@ -41,7 +41,7 @@ use xmpp_parsers::ns;
 
 use crate::Context;
 use crate::error::HandlerError;
-use crate::plugin::{Disco, IqRequest, IqResult, IqRoute, Plugin, Scope};
+use crate::plugin::{Disco, DiscoItems, IqRequest, IqResult, IqRoute, ItemsQuery, Plugin, Scope};
 use payload::{Action, Actions, Command, CommandError, Note, NoteType};
 
 /// Sessions idle longer than this are forgotten.
@@ -344,25 +344,24 @@ impl Plugin for AdhocPlugin {
         Some(info)
     }
 
-    async fn disco_items(
-        &self,
-        cx: &Context,
-        from: &Jid,
-        to: &Jid,
-        node: Option<&str>,
-    ) -> Vec<Item> {
-        if node != Some(payload::NS) || to.node().is_some() || to.resource().is_some() {
-            return Vec::new();
+    async fn disco_items(&self, cx: &Context, query: &ItemsQuery) -> DiscoItems {
+        let to = &query.to;
+        if query.node.as_deref() != Some(payload::NS)
+            || to.node().is_some()
+            || to.resource().is_some()
+        {
+            return DiscoItems::default();
         }
         self.commands
             .iter()
-            .filter(|c| self.allowed(c.as_ref(), from))
+            .filter(|c| self.allowed(c.as_ref(), &query.from))
             .map(|c| Item {
                 jid: Jid::from(cx.jid().clone()),
                 node: Some(c.node().to_owned()),
                 name: Some(c.name().to_owned()),
             })
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     async fn handle_iq(&self, cx: &Context, iq: IqRequest) -> IqResult {
