@@ -152,6 +152,51 @@ async fn sockets_that_say_nothing_are_dropped_and_others_get_in() {
 }
 
 #[tokio::test]
+async fn a_stalled_tls_handshake_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/install-deps.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\nheader_timeout = 1",
+        cert.display(),
+        key.display()
+    );
+    let (_server, component, base) = start(dir.path(), &tls, |_| {}).await;
+    let authority = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut silent = TcpStream::connect(&authority).await.expect("connect");
+    // A TLS record header announcing a ClientHello that never comes.
+    let mut partial = TcpStream::connect(&authority).await.expect("connect");
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .expect("write");
+    for tcp in [&mut silent, &mut partial] {
+        assert!(
+            closed(tcp, Duration::from_secs(10)).await,
+            "a TLS handshake that stalls is dropped after header_timeout"
+        );
+    }
+    component.stop().await;
+}
+
+#[tokio::test]
 async fn every_connection_over_the_cap_gets_a_503_from_a_bounded_number_of_tasks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, component, base) = start(
