@@ -110,7 +110,7 @@ async fn sockets_that_say_nothing_are_dropped_and_others_get_in() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, component, base) = start(
         dir.path(),
-        "max_connections = 16\nheader_timeout = 1",
+        "max_connections = 16\nheader_timeout = 2",
         |_| {},
     )
     .await;
@@ -128,7 +128,7 @@ async fn sockets_that_say_nothing_are_dropped_and_others_get_in() {
         holders.push(tcp);
     }
     // Give the server time to accept all sixteen before the next four.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..4 {
         let mut tcp = TcpStream::connect(authority).await.expect("connect");
         let mut response = Vec::new();
@@ -136,7 +136,7 @@ async fn sockets_that_say_nothing_are_dropped_and_others_get_in() {
         let text = String::from_utf8_lossy(&response);
         assert!(text.starts_with("HTTP/1.1 503"), "over the cap: {text:?}");
     }
-    // Every holder is dropped after header_timeout (1 s), not idle_timeout
+    // Every holder is dropped after header_timeout (2 s), not idle_timeout
     // (60 s) or never.
     let started = Instant::now();
     for tcp in &mut holders {
@@ -145,7 +145,7 @@ async fn sockets_that_say_nothing_are_dropped_and_others_get_in() {
             "a socket without a request is dropped"
         );
     }
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(15));
     let r = get(&base, &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     component.stop().await;
@@ -274,22 +274,22 @@ async fn uploads_past_max_uploads_wait_then_get_503() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut server, component, _base) =
         start(dir.path(), "idle_timeout = 2\nmax_uploads = 2", |_| {}).await;
-    // Two uploads trickle their bodies (a byte every 200 ms) and hold the
-    // two places.
+    // Two uploads trickle their bodies (a byte every 200 ms, 6 s in all)
+    // and hold the two places while the third waits its 2 s.
     let mut holders = Vec::new();
     for i in 0..2 {
         let (put_url, get_url) = slot(
             &mut server,
             &format!("h{i}"),
-            "filename='slow.bin' size='20'",
+            "filename='slow.bin' size='30'",
         )
         .await;
         let mut conn = Connection::open(&put_url).await.expect("connect");
-        conn.send_head("PUT", &put_url, &[], Some(20))
+        conn.send_head("PUT", &put_url, &[], Some(30))
             .await
             .expect("head");
         holders.push(tokio::spawn(async move {
-            for _ in 0..20 {
+            for _ in 0..30 {
                 conn.send(b"x").await.expect("byte");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -310,7 +310,7 @@ async fn uploads_past_max_uploads_wait_then_get_503() {
     for holder in holders {
         let (r, get_url) = holder.await.expect("holder");
         assert_eq!(r.status, 201, "{r:?}");
-        assert_eq!(get(&get_url, &[]).await.body, vec![b'x'; 20]);
+        assert_eq!(get(&get_url, &[]).await.body, vec![b'x'; 30]);
     }
     // The places are free again.
     let (put_url, _) = slot(&mut server, "fourth", "filename='d.bin' size='4'").await;
