@@ -31,6 +31,8 @@ pub struct Incoming {
     stream: BodyDataStream,
     idle: Duration,
     done: bool,
+    /// Stalled or interrupted: not worth waiting for again.
+    broken: bool,
 }
 
 impl Incoming {
@@ -40,6 +42,7 @@ impl Incoming {
             stream: body.into_data_stream(),
             idle,
             done: false,
+            broken: false,
         }
     }
 
@@ -48,7 +51,9 @@ impl Incoming {
         if self.done {
             return Ok(None);
         }
-        match tokio::time::timeout(self.idle, self.stream.next()).await {
+        let next = tokio::time::timeout(self.idle, self.stream.next()).await;
+        self.broken = matches!(next, Err(_) | Ok(Some(Err(_))));
+        match next {
             Err(_) => Err(STALLED),
             Ok(None) => {
                 self.done = true;
@@ -72,7 +77,7 @@ impl Incoming {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .is_some_and(|n| n <= DRAIN_LIMIT)
         });
-        if !small || headers.contains_key(header::TRANSFER_ENCODING) {
+        if self.broken || !small || headers.contains_key(header::TRANSFER_ENCODING) {
             return false;
         }
         let drained = tokio::time::timeout(self.idle, async {
