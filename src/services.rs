@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use satellite::{BoxError, Component, ComponentBuilder, ComponentConfig};
 
 /// Service names this binary knows.
-pub const SERVICES: &[&str] = &["echo", "proxy65", "upload"];
+pub const SERVICES: &[&str] = &["echo", "muc", "proxy65", "upload"];
 
 /// Builds the component a config table describes, after the service's
 /// preflight checks (TLS files, listeners, directories): what
@@ -26,6 +26,14 @@ pub fn builder(config: &ComponentConfig, bind: bool) -> Result<ComponentBuilder,
             Ok(builder
                 .plugin(satellite_echo::Echo::new(settings))
                 .software("satellite echo", env!("CARGO_PKG_VERSION")))
+        }
+        Some("muc") => {
+            let settings = satellite_muc::Settings::load(config)?;
+            Ok(builder
+                .plugin(satellite_muc::MucPlugin::new(satellite_muc::Muc::new(
+                    config, settings,
+                )))
+                .software("satellite muc", env!("CARGO_PKG_VERSION")))
         }
         Some("proxy65") => {
             let settings = satellite_proxy65::Settings::load(config)?;

@@ -285,6 +285,38 @@ impl ComponentConfig {
         )
     }
 
+    /// Where a service keeps its state by default: systemd's
+    /// `$STATE_DIRECTORY` (the first, when it lists several), else
+    /// `<service>-<jid>` next to the config file.
+    pub fn default_state_dir(&self, service: &str) -> PathBuf {
+        match std::env::var_os("STATE_DIRECTORY") {
+            Some(dirs) => PathBuf::from(
+                dirs.to_string_lossy()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            None => self.config_dir().join(format!("{service}-{}", self.jid)),
+        }
+    }
+
+    /// The directory of the config file (relative paths in settings are
+    /// relative to it).
+    pub fn config_dir(&self) -> &Path {
+        self.source.parent().unwrap_or(Path::new("."))
+    }
+
+    /// A path setting: relative paths are taken from the config file's
+    /// directory.
+    pub fn path_setting(&self, path: PathBuf) -> PathBuf {
+        if path.is_relative() {
+            self.config_dir().join(path)
+        } else {
+            path
+        }
+    }
+
     /// A duration setting written in seconds (fractions allowed), above 0;
     /// `default` when absent.
     pub fn seconds_setting(

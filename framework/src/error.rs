@@ -21,6 +21,9 @@ pub enum HandlerError {
     Stanza(Box<StanzaError>),
     /// A failure of ours: logged, replied as `internal-server-error`.
     Internal(BoxError),
+    /// No reply now: the handler answers the request itself, later (a MUC
+    /// relays an IQ to an occupant and sends the occupant's answer back).
+    Deferred,
 }
 
 impl HandlerError {
@@ -113,12 +116,13 @@ impl HandlerError {
         self
     }
 
-    /// The stanza error to send for this error. `Internal` becomes a bare
+    /// The stanza error to send for this error. `Internal` (and
+    /// `Deferred`, which is never sent) becomes a bare
     /// `internal-server-error`.
     pub fn into_stanza_error(self) -> StanzaError {
         match self {
             Self::Stanza(e) => *e,
-            Self::Internal(_) => StanzaError {
+            Self::Internal(_) | Self::Deferred => StanzaError {
                 type_: ErrorType::Wait,
                 by: None,
                 defined_condition: DefinedCondition::InternalServerError,
@@ -141,6 +145,7 @@ impl fmt::Display for HandlerError {
                 Ok(())
             }
             Self::Internal(e) => write!(f, "internal error: {e}"),
+            Self::Deferred => write!(f, "answered later by the handler"),
         }
     }
 }

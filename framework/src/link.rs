@@ -419,8 +419,9 @@ async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Opt
         }
         match Iq::try_from(el) {
             Ok(iq) => {
+                // Nobody waits for it: plugins may (a relayed request).
                 if let Some(iq) = cx.resolve(iq) {
-                    tracing::debug!(id = iq.id(), "dropped an iq reply nobody waits for");
+                    dispatcher.dispatch(Element::from(iq)).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "dropped an invalid iq reply"),

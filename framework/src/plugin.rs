@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use xmpp_parsers::data_forms::DataForm;
 use xmpp_parsers::disco::{DiscoInfoResult, Identity, Item};
+use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::Jid;
 use xmpp_parsers::message::Message;
 use xmpp_parsers::minidom::Element;
@@ -321,9 +322,27 @@ pub trait Plugin: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Handles an IQ request on one of [`Plugin::iq_routes`].
+    /// Handles an IQ request on one of [`Plugin::iq_routes`]. Return
+    /// [`HandlerError::Deferred`] to answer later with
+    /// [`Context::send`].
     async fn handle_iq(&self, _cx: &Context, _iq: IqRequest) -> IqResult {
         Err(HandlerError::service_unavailable())
+    }
+
+    /// Whether this plugin takes messages and presences as they arrived
+    /// ([`Plugin::handle_stanza`]), before they are typed: a service that
+    /// works on elements anyway (a MUC reflects what it receives) skips
+    /// a parse and a rebuild per stanza, and sees stanzas that do not
+    /// type (a nick that fails resourceprep) to answer them itself.
+    fn raw_stanzas(&self) -> bool {
+        false
+    }
+
+    /// Offered every message and presence as an element, before any
+    /// plugin's typed hooks, when [`Plugin::raw_stanzas`] says so.
+    /// [`Flow::Continue`] passes it on (typed, to every plugin).
+    async fn handle_stanza(&self, _cx: &Context, _stanza: &Element) -> Flow {
+        Flow::Continue
     }
 
     /// Offered every message, in plugin order. Return
@@ -335,6 +354,15 @@ pub trait Plugin: Send + Sync + 'static {
     /// Offered every presence, in plugin order. Return
     /// [`Flow::Reject`] to answer the sender with a presence error.
     async fn handle_presence(&self, _cx: &Context, _presence: &Presence) -> Flow {
+        Flow::Continue
+    }
+
+    /// Offered, in plugin order, every IQ result or error that answers no
+    /// request of the component's own ([`Context::request`] gets those):
+    /// a plugin that relays requests (a MUC passing a vCard request to an
+    /// occupant) routes the answer back here. Never answered; the return
+    /// value only says whether later plugins see it.
+    async fn handle_iq_response(&self, _cx: &Context, _iq: &Iq) -> Flow {
         Flow::Continue
     }
 

@@ -39,6 +39,8 @@ pub(crate) struct Router {
     routes: HashMap<RouteKey, Vec<(Scope, usize)>>,
     /// Fallback routes: (type, scope, plugin index).
     fallbacks: Vec<(IqType, Scope, usize)>,
+    /// Plugins that take messages and presences as elements.
+    raw: Vec<usize>,
 }
 
 impl Router {
@@ -82,10 +84,14 @@ impl Router {
                 owners.push((scope, index));
             }
         }
+        let raw = (0..plugins.len())
+            .filter(|&i| plugins[i].raw_stanzas())
+            .collect();
         Ok(Self {
             plugins,
             routes,
             fallbacks,
+            raw,
         })
     }
 
@@ -111,6 +117,22 @@ impl Router {
 
     /// Handles one inbound element (already taken off the link).
     pub(crate) async fn handle(&self, cx: &Context, el: Element) {
+        if !self.raw.is_empty()
+            && el.ns() == NS_COMPONENT
+            && matches!(el.name(), "message" | "presence")
+        {
+            for &i in &self.raw {
+                let plugin = &self.plugins[i];
+                match plugin.handle_stanza(cx, &el).await {
+                    Flow::Continue => continue,
+                    Flow::Handled => return,
+                    Flow::Reject(error) => {
+                        reject(cx, plugin.as_ref(), &el, error).await;
+                        return;
+                    }
+                }
+            }
+        }
         match Inbound::classify(el) {
             Inbound::Request(request) => self.handle_request(cx, request).await,
             Inbound::Iq(iq) => self.handle_iq(cx, iq).await,
@@ -147,9 +169,16 @@ impl Router {
                 id,
                 payload,
             } => (IqType::Set, from, to, id, payload),
-            // Replies to nobody's request (late, or unsolicited): never
-            // answered, so error loops cannot start.
+            // Replies to no request of the component's (an occupant's
+            // client answering what a MUC relayed, or a late reply):
+            // offered to plugins, never answered, so error loops cannot
+            // start.
             other => {
+                for plugin in &self.plugins {
+                    if !plugin.handle_iq_response(cx, &other).await.is_continue() {
+                        return;
+                    }
+                }
                 tracing::debug!(id = other.id(), "dropped an unsolicited iq reply");
                 return;
             }
@@ -185,6 +214,7 @@ impl Router {
             None => Err(HandlerError::service_unavailable()),
         };
         let (type_, child) = match result {
+            Err(HandlerError::Deferred) => return,
             Ok(payload) => ("result", payload),
             Err(e) => ("error", Some(Element::from(e.into_stanza_error()))),
         };

@@ -9,6 +9,7 @@ mod demo;
 mod ejabberd;
 mod harness;
 mod in_process;
+mod muc;
 mod prosody;
 mod proxy65;
 mod upload;

@@ -37,6 +37,7 @@ use async_trait::async_trait;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
 use xmpp_parsers::disco::{DiscoInfoResult, Identity, Item};
 use xmpp_parsers::jid::{BareJid, Jid};
+use xmpp_parsers::minidom::Element;
 use xmpp_parsers::ns;
 
 use crate::Context;
@@ -282,6 +283,18 @@ fn bad_session() -> HandlerError {
     HandlerError::from(CommandError::BadSessionid.into_stanza_error())
 }
 
+/// A form in a request without a `type` is a submission (Prosody and
+/// ejabberd take it so, and admin tools send it so); typed here so that
+/// it parses.
+fn lenient_form_type(mut command: Element) -> Element {
+    for x in command.children_mut() {
+        if x.is("x", ns::DATA_FORMS) && x.attr("type").is_none() {
+            crate::stream::set_attr(x, "type", "submit");
+        }
+    }
+    command
+}
+
 fn submitted_values(form: &DataForm) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
     form.fields
         .iter()
@@ -368,7 +381,7 @@ impl Plugin for AdhocPlugin {
         if Command::has_malformed_action(&iq.payload) {
             return Err(CommandError::MalformedAction.into_stanza_error().into());
         }
-        let request: Command = iq.parse()?;
+        let request = Command::try_from(lenient_form_type(iq.payload.clone()))?;
         let command = self
             .find(&request.node)
             .ok_or_else(HandlerError::item_not_found)?;

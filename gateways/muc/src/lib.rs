@@ -15,6 +15,8 @@
 //! - [`permissions`]: XEP-0045's permission tables, as data.
 //! - [`affiliation`], [`role`], [`history`], [`settings`], [`stanza`].
 //! - [`store`]: what survives a restart (SQLite, or memory for tests).
+//! - [`plugin`]: the framework side: [`MucPlugin`] drives each room on
+//!   its lane, commits before it sends, hibernates idle rooms.
 //!
 //! ## Driving a room (one writer per room, stanzas in order)
 //!
@@ -36,8 +38,10 @@
 #![forbid(unsafe_code)]
 
 pub mod affiliation;
+pub mod commands;
 pub mod history;
 pub mod permissions;
+pub mod plugin;
 pub mod role;
 pub mod room;
 pub mod service;
@@ -46,6 +50,7 @@ pub mod stanza;
 pub mod store;
 
 pub use affiliation::Affiliation;
+pub use plugin::{Muc, MucPlugin};
 pub use role::Role;
 pub use room::{Env, Outcome, Room, RoomConfig};
 pub use settings::Settings;

@@ -4,6 +4,9 @@
 //! ```toml
 //! [component.settings]
 //! name = "Chatrooms"              # the service's disco identity name
+//! database = "muc.sqlite"         # rooms and archives (SQLite; default: in
+//!                                 # $STATE_DIRECTORY, else muc-<jid>/ next to
+//!                                 # the config file; relative to the config file)
 //! create = "anyone"               # who may create rooms: "anyone", "local"
 //!                                 # (users of the parent domain), "admins"
 //! max_history_messages = 20       # history a room may keep, at most
@@ -72,6 +75,7 @@ struct RawRoomDefaults {
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     name: Option<String>,
+    database: Option<std::path::PathBuf>,
     create: Option<CreatePolicy>,
     max_history_messages: Option<u32>,
     max_occupants: Option<u32>,
@@ -88,6 +92,8 @@ struct RawSettings {
 pub struct Settings {
     /// The service's disco identity name.
     pub name: String,
+    /// The SQLite file of rooms and archives.
+    pub database: std::path::PathBuf,
     /// Who may create rooms.
     pub create: CreatePolicy,
     /// History a room may keep, at most (Prosody's `max_history_messages`).
@@ -113,6 +119,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             name: "Chatrooms".to_owned(),
+            database: std::path::PathBuf::from("muc.sqlite"),
             create: CreatePolicy::Anyone,
             max_history_messages: 20,
             max_occupants: None,
@@ -130,9 +137,15 @@ impl Settings {
     /// Reads and checks `[component.settings]` of one component.
     pub fn load(c: &ComponentConfig) -> Result<Self, BoxError> {
         let raw: RawSettings = c.settings()?;
-        let mut s = Self::default();
+        let mut s = Self {
+            database: c.default_state_dir("muc").join("muc.sqlite"),
+            ..Self::default()
+        };
         if let Some(name) = raw.name {
             s.name = name;
+        }
+        if let Some(path) = raw.database {
+            s.database = c.path_setting(path);
         }
         s.create = raw.create.unwrap_or(s.create);
         s.max_history_messages = raw.max_history_messages.unwrap_or(s.max_history_messages);
@@ -189,7 +202,13 @@ mod tests {
     #[test]
     fn defaults() {
         let s = load("").expect("valid");
-        assert_eq!(s, Settings::default());
+        assert_eq!(
+            s,
+            Settings {
+                database: "/etc/satellite/muc-conference.example.org/muc.sqlite".into(),
+                ..Settings::default()
+            }
+        );
         assert_eq!(s.max_history_messages, 20);
         assert!(!s.room_defaults.persistent);
     }
