@@ -25,10 +25,51 @@ use crate::stream::{
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// First reconnect delay.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// The longest steady retry interval while the server's port refuses.
+const STEADY: Duration = Duration::from_secs(1);
+/// How the reason of a link lost to a stream error starts.
+const STREAM_ERROR: &str = "stream error from the server";
 /// Bytes of queued stanzas gathered into one write.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// Prefix of the link's own ping ids.
 const PING_PREFIX: &str = "satellite-link-ping-";
+
+/// How soon to try again.
+enum Retry {
+    /// The server is not there (yet): its port refuses or resets. Cheap to
+    /// retry, and it should be back within about a second of returning.
+    Steady,
+    /// The server is there and said no, or does not answer: exponential
+    /// backoff up to `reconnect_max`.
+    Backoff,
+}
+
+/// The interval of [`Retry::Steady`]: 0.5 to 1 s, so that components of
+/// one process (or of many) do not knock in lockstep.
+fn steady_delay() -> Duration {
+    STEADY.mul_f64(0.5 + 0.5 * rand::random::<f64>())
+}
+
+/// Retry soon for a refused or reset connection, back off for the rest
+/// (timeouts: an unreachable or hung server).
+fn retry_for(e: &HandshakeError) -> Retry {
+    use std::io::ErrorKind::*;
+    match e {
+        HandshakeError::Io(io)
+            if matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | UnexpectedEof
+            ) =>
+        {
+            Retry::Steady
+        }
+        _ => Retry::Backoff,
+    }
+}
 
 /// How a connection ended.
 enum End {
@@ -67,6 +108,9 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
     });
     let jid = config.jid.to_string();
     let server = config.server.clone();
+    // The last reason a connection failed: each distinct one is logged
+    // once, not at every retry.
+    let mut last_cause: Option<String> = None;
     if let Err(error) = start_plugins(&cx, &router).await {
         tracing::error!(%jid, %error, "cannot start");
         wait_for_tasks(&cx, &config).await;
@@ -88,9 +132,10 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => break,
             link = attempt => link,
         };
-        let error = match link {
+        let (error, retry) = match link {
             Ok(link) => {
                 tracing::info!(%jid, %server, "connected");
+                last_cause = None;
                 cx.set_connected(true);
                 cx.metrics().link_up(true);
                 status.send_replace(LinkStatus::Connected);
@@ -123,24 +168,42 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
                             backoff.reset();
                         }
                         tracing::warn!(%jid, %server, %reason, "link lost");
-                        reason
+                        // A server that said why it ends the stream is
+                        // alive and means it; a connection that just
+                        // broke is most likely a restart: come back soon.
+                        let retry = if reason.starts_with(STREAM_ERROR) {
+                            Retry::Backoff
+                        } else {
+                            Retry::Steady
+                        };
+                        (reason, retry)
                     }
                 }
             }
             Err(HandshakeError::Refused(reason)) => {
-                tracing::error!(
-                    %jid, %server, %reason,
-                    "the server refused this component; check that it declares `{jid}` and that both sides use the same secret"
-                );
-                format!("refused: {reason}")
+                if last_cause.as_deref() != Some(reason.as_str()) {
+                    tracing::error!(
+                        %jid, %server, %reason,
+                        "the server refused this component; check that it declares `{jid}` and that both sides use the same secret"
+                    );
+                }
+                last_cause = Some(reason.clone());
+                (format!("refused: {reason}"), Retry::Backoff)
             }
             Err(e) => {
-                tracing::warn!(%jid, %server, error = %e, "cannot connect");
-                e.to_string()
+                let text = e.to_string();
+                if last_cause.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(%jid, %server, error = %e, "cannot connect");
+                }
+                last_cause = Some(text.clone());
+                (text, retry_for(&e))
             }
         };
-        let delay = backoff.next_delay();
-        tracing::info!(%jid, retry_in = ?delay, "reconnecting later");
+        let delay = match retry {
+            Retry::Steady => steady_delay(),
+            Retry::Backoff => backoff.next_delay(),
+        };
+        tracing::debug!(%jid, retry_in = ?delay, "reconnecting later");
         status.send_replace(LinkStatus::Disconnected { error });
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -408,10 +471,12 @@ async fn read_loop(
 async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Option<String> {
     cx.metrics().received.increment(1);
     if el.is("error", NS_STREAM) {
-        return Some(format!(
-            "stream error from the server: {}",
-            stream_error_text(&el)
-        ));
+        return Some(format!("{STREAM_ERROR}: {}", stream_error_text(&el)));
+    }
+    // The server's XEP-0356 grants are the link's, not a plugin's message.
+    if let Some(privileges) = crate::privilege::advertisement(cx.jid(), &el) {
+        cx.grant_privileges(privileges);
+        return None;
     }
     if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
         if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) {

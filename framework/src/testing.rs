@@ -62,6 +62,17 @@ impl MockServer {
         })
     }
 
+    /// Like [`MockServer::bind`], on a given address (a server coming
+    /// back on its old port).
+    pub async fn bind_at(addr: SocketAddr, jid: &str, secret: &str) -> io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+            jid: jid.to_owned(),
+            secret: secret.to_owned(),
+            accepted: 0,
+        })
+    }
+
     /// The address to put in the component's `server`.
     pub fn addr(&self) -> SocketAddr {
         self.listener
