@@ -17,6 +17,7 @@ use xmpp_parsers::minidom::Element;
 use crate::dispatch::Dispatcher;
 use crate::error::{RequestError, SendError};
 use crate::metrics::ComponentMetrics;
+use crate::privilege::{PrivilegeCell, PrivilegeState, Privileges};
 
 /// What a handler gets: the component's JID, a way to send stanzas and to
 /// make requests, a place to spawn tracked tasks, and the shutdown signal.
@@ -38,6 +39,7 @@ struct Shared {
     request_timeout: Duration,
     dispatcher: OnceLock<Weak<Dispatcher>>,
     metrics: ComponentMetrics,
+    privileges: PrivilegeCell,
 }
 
 struct Pending {
@@ -107,6 +109,7 @@ impl Context {
             request_timeout,
             dispatcher: OnceLock::new(),
             metrics,
+            privileges: PrivilegeCell::new(),
         };
         (
             Self {
@@ -316,7 +319,49 @@ impl Context {
     }
 
     pub(crate) fn set_connected(&self, up: bool) {
+        self.shared.privileges.reset(up);
         self.shared.outbox.connected.store(up, Ordering::Release);
+    }
+
+    pub(crate) fn grant_privileges(&self, privileges: Privileges) {
+        tracing::info!(jid = %self.shared.jid, ?privileges, "the server granted privileges (XEP-0356)");
+        self.shared.privileges.grant(privileges);
+    }
+
+    /// What the server granted this connection (XEP-0356), if anything
+    /// yet: `None` while disconnected, before the server's advertisement
+    /// and on servers that grant nothing. See [`crate::privilege`].
+    pub fn privileges(&self) -> Option<Arc<Privileges>> {
+        self.shared.privileges.current()
+    }
+
+    /// Waits up to `timeout` for the server's privileges on the current
+    /// (or next) connection. `None` when nothing was granted in time: the
+    /// server has no privileged-entity support for this component.
+    pub async fn wait_privileges(&self, timeout: Duration) -> Option<Arc<Privileges>> {
+        let mut rx = self.shared.privileges.subscribe();
+        let granted = rx.wait_for(|s| matches!(s, PrivilegeState::Granted(_)));
+        match tokio::time::timeout(timeout, granted).await {
+            Ok(Ok(state)) => match &*state {
+                PrivilegeState::Granted(p) => Some(Arc::clone(p)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Sends `message` as the server (its `from` is the server's domain
+    /// when absent, else a bare JID of the server's): wrapped per XEP-0356
+    /// and handed to the server. Fails with [`SendError::NotPermitted`]
+    /// unless this connection holds the `message = "outgoing"` permission.
+    pub async fn send_as_server(
+        &self,
+        message: xmpp_parsers::message::Message,
+    ) -> Result<(), SendError> {
+        match self.privileges().filter(|p| p.message_outgoing) {
+            Some(p) => self.send(p.wrap_message(message, &self.shared.jid)).await,
+            None => Err(SendError::NotPermitted),
+        }
     }
 
     /// Hands a reply to the request waiting for it. Returns the iq back if

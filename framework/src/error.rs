@@ -186,6 +186,9 @@ pub enum SendError {
     /// `max_lanes` allows have work in progress.
     #[error("too many addresses have work in progress ({0} lanes)")]
     TooManyLanes(usize),
+    /// The server has not granted the privilege this needs (XEP-0356).
+    #[error("the server did not grant this component the privilege to do that")]
+    NotPermitted,
 }
 
 /// Why [`crate::Context::request`] produced no result.

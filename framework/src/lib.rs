@@ -41,6 +41,8 @@
 //! - [`adhoc`]: XEP-0050 ad-hoc commands with XEP-0004 forms.
 //! - `stream`, `link`, `router`, `dispatch`: the link, its loop, routing
 //!   and per-address ordering (internal).
+//! - [`privilege`]: XEP-0356 privileged entity (the server's grants, sending
+//!   as the server, roster and IQs on behalf of users).
 //! - [`metrics`]: Prometheus metrics (the `metrics` crate's facade).
 //! - [`testing`] (feature `testing`): an in-process mock server.
 
@@ -60,6 +62,7 @@ mod link;
 pub mod metrics;
 mod ping;
 pub mod plugin;
+pub mod privilege;
 mod router;
 pub mod serve;
 mod stream;

@@ -478,6 +478,11 @@ async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Opt
         cx.grant_privileges(privileges);
         return None;
     }
+    // The server's XEP-0356 grants are the link's, not a plugin's message.
+    if let Some(privileges) = crate::privilege::advertisement(cx.jid(), &el) {
+        cx.grant_privileges(privileges);
+        return None;
+    }
     if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
         if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) {
             return None;
