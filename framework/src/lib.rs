@@ -85,6 +85,8 @@ pub use plugin::{
     Disco, DiscoItems, Flow, IqRequest, IqResult, IqRoute, IqType, ItemsQuery, Plugin, Scope,
 };
 pub use router::RouteConflict;
+#[doc(hidden)]
+pub use router::fuzzing;
 pub use stream::HandshakeError;
 pub use tokio_util::sync::CancellationToken;
 pub use version::Version;

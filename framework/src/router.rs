@@ -430,6 +430,69 @@ impl RawHeader {
     }
 }
 
+/// Entry points for the fuzz targets in `fuzz/` (not an API): the
+/// router's handling of arbitrary elements, with the invariants it keeps.
+#[doc(hidden)]
+pub mod fuzzing {
+    use xmpp_parsers::iq::{Iq, IqPayload};
+    use xmpp_parsers::minidom::Element;
+
+    use super::{Inbound, RawHeader, fast_request};
+    use crate::error::HandlerError;
+    use crate::plugin::IqType;
+
+    /// Classifies `el` as the link does, and checks that the fast path
+    /// agrees with the typed parse: an iq the fast path takes apart must
+    /// parse as a typed `Iq` with the same sender, recipient, id, type and
+    /// payload, and one it declines comes back unchanged. Panics when they
+    /// disagree.
+    pub fn classify(el: Element) {
+        if el.name() == "iq" {
+            match fast_request(el.clone()) {
+                Ok(fast) => {
+                    let typed = Iq::try_from(el.clone()).unwrap_or_else(|e| {
+                        panic!("fast path took an iq the typed parse refuses ({e}): {el:?}")
+                    });
+                    let (header, payload) = typed.split();
+                    assert_eq!(header.from.as_ref(), Some(&fast.from), "from of {el:?}");
+                    assert_eq!(header.to.as_ref(), Some(&fast.to), "to of {el:?}");
+                    assert_eq!(header.id, fast.id, "id of {el:?}");
+                    match (payload, fast.type_) {
+                        (IqPayload::Get(p), IqType::Get) | (IqPayload::Set(p), IqType::Set) => {
+                            assert_eq!(p, fast.payload, "payload of {el:?}")
+                        }
+                        (_, fast) => panic!("the typed parse disagrees on {fast:?} for {el:?}"),
+                    }
+                }
+                Err(back) => assert_eq!(back, el, "a declined iq must come back unchanged"),
+            }
+        }
+        let _ = Inbound::classify(el);
+    }
+
+    /// The error reply the router would send for `el`, checked: never
+    /// for an error or a result (no loops), always to the sender, of the
+    /// same kind, with the same id, and itself never answered.
+    pub fn error_reply(el: &Element, error: HandlerError) -> Option<Element> {
+        let reply = RawHeader::of(el).error_reply(error)?;
+        assert!(
+            !matches!(el.attr("type"), Some("error" | "result")),
+            "answered an error or result: {el:?}"
+        );
+        assert_eq!(reply.name(), el.name());
+        assert_eq!(reply.attr("type"), Some("error"));
+        assert_eq!(reply.attr("to"), el.attr("from"));
+        assert_eq!(reply.attr("id"), el.attr("id"));
+        assert!(
+            RawHeader::of(&reply)
+                .error_reply(HandlerError::bad_request("loop"))
+                .is_none(),
+            "an error reply would be answered again: {reply:?}"
+        );
+        Some(reply)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,3 +267,30 @@ async fn cancel_and_foreign_sessions() {
     assert_stanza_error!(reply, DefinedCondition::ItemNotFound);
     component.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_are_limited_per_account_not_per_resource() {
+    let (mut server, component) = spawn().await;
+    let start = |from: String, id: String| {
+        command(
+            &from,
+            &id,
+            &format!("<command xmlns='{NS}' node='wizard' action='execute'/>"),
+        )
+    };
+    // Eight sessions of one account, each from another resource.
+    for i in 0..8 {
+        let reply = server
+            .iq(start(format!("many@test/r{i}"), format!("m{i}")))
+            .await;
+        assert_eq!(cmd(&reply).attr("status"), Some("executing"), "session {i}");
+    }
+    let reply = server
+        .iq(start("many@test/r8".to_owned(), "m8".to_owned()))
+        .await;
+    assert_stanza_error!(reply, DefinedCondition::ResourceConstraint);
+    // Another account is not held up by that one.
+    let reply = server.iq(start(USER.to_owned(), "u1".to_owned())).await;
+    assert_eq!(cmd(&reply).attr("status"), Some("executing"));
+    component.stop().await;
+}

@@ -2,7 +2,8 @@
 //!
 //! A command implements [`AdhocCommand`]; the framework lists it in disco
 //! (node `http://jabber.org/protocol/commands`), keeps sessions (bound to
-//! the requester's full JID, expiring when idle), and handles `execute`,
+//! the requester's full JID, expiring when idle, at most 8 per account and
+//! 1024 in all, counted from the request that opens one), and handles `execute`,
 //! `next`, `prev`, `complete` and `cancel`. A multi-stage command looks at
 //! [`CommandSession::stage`] and the values submitted so far.
 //!
@@ -28,10 +29,12 @@
 //! ```
 
 pub mod payload;
+#[doc(hidden)]
+pub mod sessions;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use xmpp_parsers::data_forms::{DataForm, DataFormType};
@@ -44,13 +47,7 @@ use crate::Context;
 use crate::error::HandlerError;
 use crate::plugin::{Disco, DiscoItems, IqRequest, IqResult, IqRoute, ItemsQuery, Plugin, Scope};
 use payload::{Action, Actions, Command, CommandError, Note, NoteType};
-
-/// Sessions idle longer than this are forgotten.
-const SESSION_IDLE: Duration = Duration::from_secs(600);
-/// Open sessions per requester.
-const SESSIONS_PER_REQUESTER: usize = 8;
-/// Open sessions in all.
-const SESSIONS_TOTAL: usize = 1024;
+use sessions::{Lease, Limits, Refused, SessionTable};
 
 /// Who may list and run a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,10 +170,9 @@ impl Step {
     }
 }
 
+/// What a session keeps between its stages.
 struct OpenSession {
-    node: String,
     session: CommandSession,
-    last_used: Instant,
     /// Whether the stage shown offered `prev`.
     has_prev: bool,
 }
@@ -185,15 +181,23 @@ struct OpenSession {
 pub(crate) struct AdhocPlugin {
     commands: Vec<Arc<dyn AdhocCommand>>,
     admins: Vec<BareJid>,
-    sessions: Mutex<HashMap<String, OpenSession>>,
+    sessions: SessionTable<OpenSession>,
 }
 
 impl AdhocPlugin {
     pub(crate) fn new(commands: Vec<Arc<dyn AdhocCommand>>, admins: Vec<BareJid>) -> Self {
+        Self::with_limits(commands, admins, Limits::default())
+    }
+
+    pub(crate) fn with_limits(
+        commands: Vec<Arc<dyn AdhocCommand>>,
+        admins: Vec<BareJid>,
+        limits: Limits,
+    ) -> Self {
         Self {
             commands,
             admins,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: SessionTable::new(limits),
         }
     }
 
@@ -208,51 +212,18 @@ impl AdhocPlugin {
         self.commands.iter().find(|c| c.node() == node)
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, OpenSession>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes a session out for the duration of one stage.
-    fn take_session(
-        &self,
-        id: &str,
-        node: &str,
-        requester: &Jid,
-    ) -> Result<OpenSession, HandlerError> {
-        let mut sessions = self.sessions();
-        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
-        match sessions.get(id) {
-            Some(s) if s.node == node && s.session.requester == *requester => {
-                sessions.remove(id).ok_or_else(bad_session)
-            }
-            _ => Err(bad_session()),
-        }
-    }
-
-    fn reserve(&self, requester: &Jid) -> Result<String, HandlerError> {
-        let mut sessions = self.sessions();
-        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
-        let mine = sessions
-            .values()
-            .filter(|s| s.session.requester == *requester)
-            .count();
-        if mine >= SESSIONS_PER_REQUESTER || sessions.len() >= SESSIONS_TOTAL {
-            return Err(HandlerError::resource_constraint(
-                "too many open command sessions",
-            ));
-        }
-        Ok(format!("{:016x}", rand::random::<u64>()))
-    }
-
     async fn run_stage(
         &self,
         cx: &Context,
         command: &dyn AdhocCommand,
-        sessionid: String,
+        lease: Lease<OpenSession>,
         mut open: OpenSession,
     ) -> IqResult {
+        // An error (or this request being dropped) drops the lease, which
+        // ends the session.
         let step = command.execute(cx, &mut open.session).await?;
         let node = command.node().to_owned();
+        let sessionid = lease.id().to_owned();
         let reply = match step {
             Step::Form { form, more, notes } => {
                 let prev = open.session.stage > 0;
@@ -262,8 +233,7 @@ impl AdhocPlugin {
                     Actions::complete(prev)
                 };
                 open.has_prev = prev;
-                open.last_used = Instant::now();
-                self.sessions().insert(sessionid.clone(), open);
+                lease.keep(open, Instant::now());
                 let mut c = Command::executing(node, sessionid, form, actions);
                 c.notes = notes;
                 c
@@ -281,6 +251,13 @@ impl AdhocPlugin {
 
 fn bad_session() -> HandlerError {
     HandlerError::from(CommandError::BadSessionid.into_stanza_error())
+}
+
+fn refused(why: Refused) -> HandlerError {
+    match why {
+        Refused::TooMany => HandlerError::resource_constraint("too many open command sessions"),
+        Refused::BadSession => bad_session(),
+    }
 }
 
 /// A form in a request without a `type` is a submission (Prosody and
@@ -395,7 +372,10 @@ impl Plugin for AdhocPlugin {
             if action != Action::Execute {
                 return Err(CommandError::BadAction.into_stanza_error().into());
             }
-            let sessionid = self.reserve(&iq.from)?;
+            let lease = self
+                .sessions
+                .start(&request.node, &iq.from, Instant::now())
+                .map_err(refused)?;
             let mut session = CommandSession {
                 requester: iq.from.clone(),
                 stage: 0,
@@ -408,21 +388,22 @@ impl Plugin for AdhocPlugin {
                 session.submitted = Some(form.clone());
             }
             let open = OpenSession {
-                node: request.node.clone(),
                 session,
-                last_used: Instant::now(),
                 has_prev: false,
             };
-            return self.run_stage(cx, command.as_ref(), sessionid, open).await;
+            return self.run_stage(cx, command.as_ref(), lease, open).await;
         };
-        let mut open = self.take_session(&sessionid, &request.node, &iq.from)?;
+        let (lease, mut open) = self
+            .sessions
+            .resume(&sessionid, &request.node, &iq.from, Instant::now())
+            .map_err(refused)?;
         match action {
             Action::Cancel => {
                 return Ok(Some(Command::canceled(request.node, sessionid).into()));
             }
             Action::Prev => {
                 if !open.has_prev {
-                    self.sessions().insert(sessionid, open);
+                    lease.keep(open, Instant::now());
                     return Err(CommandError::BadAction.into_stanza_error().into());
                 }
                 open.session.stage = open.session.stage.saturating_sub(1);
@@ -440,6 +421,9 @@ impl Plugin for AdhocPlugin {
             }
         }
         open.session.action = action;
-        self.run_stage(cx, command.as_ref(), sessionid, open).await
+        self.run_stage(cx, command.as_ref(), lease, open).await
     }
 }
+
+#[cfg(test)]
+mod tests;
