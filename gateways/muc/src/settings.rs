@@ -14,6 +14,8 @@
 //! max_rooms = 0                   # rooms in memory at once (0 = no cap)
 //! hibernate_after = 300           # seconds an empty persistent room stays in memory
 //! lock_rooms = true               # new rooms are locked until configured
+//! allow_persistent = true         # false: only service admins make rooms persistent
+//! allow_public = true             # false: only service admins list rooms publicly
 //! allow_unaffiliated_register = false  # users without affiliation may register a nick
 //!                                 # (and so become members)
 //! room_lock_timeout = 300         # seconds before an unconfigured room unlocks itself
@@ -84,6 +86,8 @@ struct RawSettings {
     lock_rooms: Option<bool>,
     room_lock_timeout: Option<f64>,
     allow_unaffiliated_register: Option<bool>,
+    allow_persistent: Option<bool>,
+    allow_public: Option<bool>,
     room_defaults: Option<RawRoomDefaults>,
 }
 
@@ -111,6 +115,12 @@ pub struct Settings {
     /// Users without affiliation may register a nick (and so become
     /// members); Prosody's `allow_unaffiliated_register`.
     pub allow_unaffiliated_register: bool,
+    /// Owners may make rooms persistent (else only service admins);
+    /// Prosody's `muc_room_allow_persistent`.
+    pub allow_persistent: bool,
+    /// Owners may list rooms publicly (else only service admins);
+    /// Prosody's `muc_room_allow_public`.
+    pub allow_public: bool,
     /// The configuration of a new room.
     pub room_defaults: RoomConfig,
 }
@@ -128,6 +138,8 @@ impl Default for Settings {
             lock_rooms: true,
             room_lock_timeout: Duration::from_secs(300),
             allow_unaffiliated_register: false,
+            allow_persistent: true,
+            allow_public: true,
             room_defaults: RoomConfig::default(),
         }
     }
@@ -162,6 +174,8 @@ impl Settings {
         s.allow_unaffiliated_register = raw
             .allow_unaffiliated_register
             .unwrap_or(s.allow_unaffiliated_register);
+        s.allow_persistent = raw.allow_persistent.unwrap_or(s.allow_persistent);
+        s.allow_public = raw.allow_public.unwrap_or(s.allow_public);
         let d = raw.room_defaults.unwrap_or_default();
         let r = &mut s.room_defaults;
         r.persistent = d.persistent.unwrap_or(r.persistent);

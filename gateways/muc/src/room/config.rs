@@ -155,6 +155,11 @@ impl SubmittedForm {
         self.value("FORM_TYPE")
     }
 
+    /// Drops a field (one the submitter may not change).
+    pub fn remove(&mut self, var: &str) {
+        self.fields.retain(|(v, _)| v != var);
+    }
+
     /// Whether no field was submitted (an instant room's empty form).
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
@@ -292,8 +297,26 @@ impl RoomConfig {
     }
 
     /// The configuration form (type `form`) with the current values, in
-    /// Prosody's order and sections.
-    pub fn form(&self, room_jid: &str) -> Element {
+    /// Prosody's order and sections, without the fields named in `omit`
+    /// (those the asker may not change).
+    pub fn form(&self, room_jid: &str, omit: &[&str]) -> Element {
+        let mut x = self.full_form(room_jid);
+        if !omit.is_empty() {
+            let kept: Vec<Element> = x
+                .children()
+                .filter(|f| f.attr("var").is_none_or(|v| !omit.contains(&v)))
+                .cloned()
+                .collect();
+            let mut trimmed = el_attrs("x", NS_DATA, &[("type", Some("form"))]);
+            for f in kept {
+                trimmed.append_child(f);
+            }
+            x = trimmed;
+        }
+        x
+    }
+
+    fn full_form(&self, room_jid: &str) -> Element {
         let mut x = el_attrs("x", NS_DATA, &[("type", Some("form"))]);
         x.append_child(text_el(
             "title",
@@ -571,7 +594,7 @@ mod tests {
             moderated: true,
             ..RoomConfig::default()
         };
-        let x = c.form("room@muc.example.org");
+        let x = c.form("room@muc.example.org", &[]);
         let parsed = SubmittedForm::parse(&x);
         assert_eq!(parsed.form_type(), Some(FORM_TYPE));
         assert_eq!(parsed.boolean("muc#roomconfig_moderatedroom"), Some(true));
@@ -582,6 +605,9 @@ mod tests {
                 .map(<[String]>::len),
             Some(3)
         );
+        let trimmed = SubmittedForm::parse(&c.form("r@m", &["muc#roomconfig_persistentroom"]));
+        assert!(trimmed.value("muc#roomconfig_persistentroom").is_none());
+        assert!(trimmed.value("muc#roomconfig_publicroom").is_some());
         // Submitting the form as given changes nothing.
         let mut same = c.clone();
         assert!(same.apply(&parsed, 20).status_codes.is_empty());

@@ -13,6 +13,21 @@ use crate::stanza::{
     Error, NS_DATA, NS_MUC_OWNER, NS_MUC_USER, NS_STANZA, el, el_attrs, status, text_el,
 };
 
+/// Fields only service admins may change, per the settings.
+fn restricted_fields(env: &Env, from: &Jid) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    if env.is_admin(from.to_bare().as_str()) {
+        return fields;
+    }
+    if !env.settings.allow_persistent {
+        fields.push("muc#roomconfig_persistentroom");
+    }
+    if !env.settings.allow_public {
+        fields.push("muc#roomconfig_publicroom");
+    }
+    fields
+}
+
 impl Room {
     fn check_owner(&self, env: &Env, from: &Jid) -> Result<(), Error> {
         if self.affiliation(env, from.to_bare().as_str()) != Affiliation::Owner {
@@ -27,7 +42,7 @@ impl Room {
     pub(super) fn owner_get(&self, env: &Env, from: &Jid) -> Result<Element, Error> {
         self.check_owner(env, from)?;
         let mut q = el("query", NS_MUC_OWNER);
-        q.append_child(self.config.form(&self.jid));
+        q.append_child(self.config.form(&self.jid, &restricted_fields(env, from)));
         Ok(q)
     }
 
@@ -73,7 +88,7 @@ impl Room {
                     return Err(Error::new("cancel", "bad-request")
                         .with_text("Form is not of type room configuration"));
                 }
-                self.apply_config(env, &form, reply, out);
+                self.apply_config(env, from, &form, reply, out);
                 Ok(())
             }
             _ => Err(Error::new("cancel", "bad-request").with_text("Not a submitted form")),
@@ -82,7 +97,19 @@ impl Room {
 
     /// Applies a configuration form: unlocks the room, stores it, replies,
     /// then tells the room what changed.
-    fn apply_config(&mut self, env: &Env, form: &SubmittedForm, reply: Element, out: &mut Outcome) {
+    fn apply_config(
+        &mut self,
+        env: &Env,
+        from: &Jid,
+        form: &SubmittedForm,
+        reply: Element,
+        out: &mut Outcome,
+    ) {
+        let mut form = form.clone();
+        for var in restricted_fields(env, from) {
+            form.remove(var);
+        }
+        let form = &form;
         let was_persistent = self.config.persistent;
         let old_broadcast = self.config.presence_broadcast.clone();
         let change = self.config.apply(form, env.settings.max_history_messages);

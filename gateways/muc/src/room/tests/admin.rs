@@ -712,3 +712,30 @@ fn the_service_sets_affiliations() {
             .is_err()
     );
 }
+
+#[test]
+fn persistence_and_publicity_may_be_for_admins_only() {
+    let mut b = Bench::new();
+    b.settings.allow_persistent = false;
+    b.settings.allow_public = false;
+    let mut r = b.instant("room");
+    let out = b.iq(
+        &mut r,
+        ROMEO,
+        IqType::Get,
+        "<query xmlns='http://jabber.org/protocol/muc#owner'/>",
+    );
+    let form = String::from(&out.stanzas[0]);
+    assert!(
+        !form.contains("muc#roomconfig_persistentroom")
+            && !form.contains("muc#roomconfig_publicroom")
+    );
+    b.configure(&mut r, ROMEO, "<field var='muc#roomconfig_persistentroom'><value>1</value></field><field var='muc#roomconfig_publicroom'><value>1</value></field>");
+    assert!(!r.config().persistent && !r.config().public);
+    b.configure(
+        &mut r,
+        ADMIN,
+        "<field var='muc#roomconfig_persistentroom'><value>1</value></field>",
+    );
+    assert!(r.config().persistent);
+}
