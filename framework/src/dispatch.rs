@@ -76,6 +76,11 @@ impl Dispatcher {
         this
     }
 
+    /// The component's context.
+    pub(crate) fn cx(&self) -> &Context {
+        &self.cx
+    }
+
     /// Hands a stanza to its lane. Requests and messages never wait: a
     /// full lane answers them with an error. A presence waits (briefly)
     /// for room, then is answered with an error.

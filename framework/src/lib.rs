@@ -63,6 +63,7 @@ pub mod metrics;
 mod ping;
 pub mod plugin;
 pub mod privilege;
+mod registry;
 mod router;
 pub mod serve;
 mod stream;

@@ -101,6 +101,7 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
         config.lane_limit,
         config.max_lanes,
     );
+    let _registration = crate::registry::register(&config.server, config.jid.as_str(), &dispatcher);
     let mut backoff = Backoff::new(BACKOFF_BASE, config.reconnect_max);
     let mut queue = Some(Queue {
         outbox,
@@ -441,7 +442,7 @@ async fn read_loop(
                 Incoming::Element(el) => {
                     // Any traffic proves the peer is alive.
                     ping_deadline = None;
-                    if let Some(reason) = inbound(cx, dispatcher, el).await {
+                    if let Some(reason) = inbound(cx, dispatcher, &cfg.server, el).await {
                         return ReadEnd::Lost(reason);
                     }
                 }
@@ -468,7 +469,12 @@ async fn read_loop(
 }
 
 /// Routes one inbound element; returns why the stream is over, if it is.
-async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Option<String> {
+async fn inbound(
+    cx: &Context,
+    dispatcher: &Arc<Dispatcher>,
+    server: &str,
+    el: Element,
+) -> Option<String> {
     cx.metrics().received.increment(1);
     if el.is("error", NS_STREAM) {
         return Some(format!("{STREAM_ERROR}: {}", stream_error_text(&el)));
@@ -478,15 +484,28 @@ async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Opt
         cx.grant_privileges(privileges);
         return None;
     }
-    // The server's XEP-0356 grants are the link's, not a plugin's message.
-    if let Some(privileges) = crate::privilege::advertisement(cx.jid(), &el) {
-        cx.grant_privileges(privileges);
+    if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) && el.is("iq", NS_COMPONENT) {
         return None;
     }
-    if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
-        if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) {
-            return None;
+    // A stanza for another host: another component of this process, or
+    // one the server's listener should not send here.
+    let other;
+    let (cx, dispatcher) = match el.attr("to").map(crate::registry::domain_of) {
+        Some(host) if !host.eq_ignore_ascii_case(cx.jid().as_str()) => {
+            match crate::registry::lookup(server, host) {
+                Some(found) => {
+                    other = found;
+                    (other.cx(), &other)
+                }
+                None => {
+                    unserved(cx, server, host, &el).await;
+                    return None;
+                }
+            }
         }
+        _ => (cx, dispatcher),
+    };
+    if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
         match Iq::try_from(el) {
             Ok(iq) => {
                 // Nobody waits for it: plugins may (a relayed request).
@@ -500,6 +519,24 @@ async fn inbound(cx: &Context, dispatcher: &Arc<Dispatcher>, el: Element) -> Opt
     }
     dispatcher.dispatch(el).await;
     None
+}
+
+/// A stanza for a host this process does not run: answered with
+/// `service-unavailable` (never silence), and the operator told once.
+async fn unserved(cx: &Context, server: &str, host: &str, el: &Element) {
+    if crate::registry::first_warning(server, host) {
+        tracing::warn!(
+            component = %cx.jid(), %server, %host,
+            "the server sends stanzas for `{host}` over this component's link, but this process does not run `{host}`: the server's listener binds hosts to this connection that belong elsewhere (ejabberd: give each satellite process a listener whose `hosts` are only its own components)"
+        );
+    }
+    cx.metrics().refused_unserved.increment(1);
+    if let Some(reply) =
+        crate::router::RawHeader::of(el).error_reply(crate::HandlerError::service_unavailable())
+        && let Err(e) = cx.send(reply).await
+    {
+        tracing::debug!(error = %e, "could not answer a stanza for another host");
+    }
 }
 
 /// The link's own ping, serialized.

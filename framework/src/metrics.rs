@@ -14,7 +14,7 @@
 //! | `satellite_stanzas_received_total` | counter | elements read from the server |
 //! | `satellite_stanzas_sent_total` | counter | stanzas written to the server |
 //! | `satellite_invalid_stanzas_total` | counter | stanzas answered with `bad-request` because they did not parse |
-//! | `satellite_refused_total` | counter | stanzas refused by a limit, label `reason` (`lane_full`, `lanes`, `queue_full`, `stopping`) |
+//! | `satellite_refused_total` | counter | stanzas refused by a limit, label `reason` (`lane_full`, `lanes`, `queue_full`, `stopping`, `unserved_host`) |
 
 use std::net::SocketAddr;
 
@@ -44,6 +44,7 @@ pub(crate) struct ComponentMetrics {
     pub(crate) refused_lanes: Counter,
     pub(crate) refused_queue_full: Counter,
     pub(crate) refused_stopping: Counter,
+    pub(crate) refused_unserved: Counter,
 }
 
 impl ComponentMetrics {
@@ -60,6 +61,7 @@ impl ComponentMetrics {
             refused_lanes: refused("lanes"),
             refused_queue_full: refused("queue_full"),
             refused_stopping: refused("stopping"),
+            refused_unserved: refused("unserved_host"),
         };
         // Present (and 0) from the start, so a component that never
         // connects can be alerted on.

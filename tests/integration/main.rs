@@ -10,6 +10,8 @@ mod ejabberd;
 mod harness;
 mod in_process;
 mod muc;
+mod multi;
 mod prosody;
 mod proxy65;
+mod recovery;
 mod upload;
