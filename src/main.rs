@@ -3,13 +3,14 @@
 #![forbid(unsafe_code)]
 
 mod check;
+mod manual;
 mod server_config;
 mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use satellite::Config;
 
 /// Exit code: the config file cannot be read or parsed, or a
@@ -21,7 +22,7 @@ const EXIT_START: u8 = 1;
 
 /// Run XMPP external components (XEP-0114) from one TOML file.
 ///
-/// Each [[component]] table of the config attaches one service (echo,
+/// Each [[component]] table of the config attaches one service (echo, muc,
 /// proxy65, upload) to a server (Prosody, ejabberd, Openfire…) under its
 /// own subdomain.
 #[derive(Parser)]
@@ -94,15 +95,25 @@ enum Command {
         #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
         config: PathBuf,
     },
+    /// Print the manual page, or write one page per command into a directory.
+    ///
+    /// Without DIR, prints satellite(1) (roff) on stdout. With DIR, writes
+    /// satellite.1 and satellite-<command>.1 there, e.g.
+    /// `satellite man /usr/share/man/man1`.
+    Man {
+        /// Where to write the pages (a man1 directory).
+        dir: Option<PathBuf>,
+    },
 }
 
 impl Command {
-    fn config_path(&self) -> &PathBuf {
+    fn config_path(&self) -> Option<&PathBuf> {
         match self {
             Command::Run { config }
             | Command::Check { config, .. }
             | Command::ProsodyConfig { config }
-            | Command::EjabberdConfig { config } => config,
+            | Command::EjabberdConfig { config } => Some(config),
+            Command::Man { .. } => None,
         }
     }
 }
@@ -110,7 +121,18 @@ impl Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let path = cli.command.config_path().clone();
+    if let Command::Man { dir } = &cli.command {
+        return match manual::write(Cli::command(), dir.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_START)
+            }
+        };
+    }
+    let Some(path) = cli.command.config_path().cloned() else {
+        return ExitCode::SUCCESS;
+    };
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -141,6 +163,7 @@ async fn main() -> ExitCode {
             print!("{}", server_config::ejabberd(&config));
             Ok(())
         }
+        Command::Man { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
-//! The shipped systemd unit passes `systemd-analyze verify`.
+//! The shipped systemd unit passes `systemd-analyze verify`, its
+//! `Documentation=man:satellite(1)` included: the pages `satellite man`
+//! writes are what the unit names.
 
 use std::process::Command;
 
@@ -20,15 +22,22 @@ fn template_unit_verifies() {
     // verification also checks that the command exists and is executable.
     let unit = unit.replace("/usr/bin/satellite", env!("CARGO_BIN_EXE_satellite"));
     std::fs::write(dir.join("satellite@.service"), unit).expect("write unit");
+    let man = dir.join("man");
+    let wrote = Command::new(env!("CARGO_BIN_EXE_satellite"))
+        .arg("man")
+        .arg(man.join("man1"))
+        .status()
+        .expect("run satellite man");
+    assert!(wrote.success(), "satellite man failed");
     let output = Command::new(analyze)
         .arg("verify")
-        .arg("--man=no")
         .arg(
             dir.join("satellite@.service")
                 .with_file_name("satellite@example.service"),
         )
         .current_dir(&dir)
         .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
+        .env("MANPATH", &man)
         .output()
         .expect("run systemd-analyze");
     let stderr = String::from_utf8_lossy(&output.stderr);

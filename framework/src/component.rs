@@ -28,7 +28,7 @@ pub enum LinkStatus {
     },
     /// The component has stopped.
     Stopped,
-    /// A plugin could not start ([`Plugin::on_start`](crate::Plugin::on_start)
+    /// A plugin could not start ([`Plugin::on_start`]
     /// failed); the component has stopped. `error` says why.
     Failed {
         /// What failed.

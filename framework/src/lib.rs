@@ -33,18 +33,34 @@
 //!
 //! ## Layout
 //!
+//! Public modules:
+//!
 //! - [`plugin`]: the [`Plugin`] trait, IQ routes, disco declarations.
 //! - [`context`]: [`Context`], what handlers use to send and request.
 //! - [`component`]: [`Component`] and its builder.
 //! - [`config`]: the TOML config and its errors.
 //! - [`acl`]: who may use a service (`allow = [...]`).
 //! - [`adhoc`]: XEP-0050 ad-hoc commands with XEP-0004 forms.
-//! - `stream`, `link`, `router`, `dispatch`: the link, its loop, routing
-//!   and per-address ordering (internal).
 //! - [`privilege`]: XEP-0356 privileged entity (the server's grants, sending
 //!   as the server, roster and IQs on behalf of users).
-//! - [`metrics`]: Prometheus metrics (the `metrics` crate's facade).
+//! - [`serve`]: running a config as a service: `serve::main` for a gateway
+//!   binary, logging, signals, reload, systemd notifications.
+//! - [`metrics`]: Prometheus metrics (the `metrics` crate's facade) and the
+//!   framework's series.
 //! - [`testing`] (feature `testing`): an in-process mock server.
+//!
+//! Internal modules:
+//!
+//! - `stream`: the XML stream (the one module that touches tokio-xmpp).
+//! - `handshake`: the XEP-0114 handshake digest.
+//! - `link`: connect, pump, ping and keepalive, reconnect, shutdown.
+//! - `router`: IQ routes, error replies, stanzas that do not parse.
+//! - `registry`: the components of this process by server and JID (a
+//!   stanza a link receives for another of them is passed on).
+//! - `dispatch`: per-address ordering (lanes).
+//! - `disco`, `ping`, `version`: XEP-0030/0128, XEP-0199, XEP-0092.
+//! - `backoff`: the reconnect backoff ([`Backoff`]).
+//! - `error`: [`HandlerError`], [`SendError`], [`RequestError`].
 
 #![forbid(unsafe_code)]
 

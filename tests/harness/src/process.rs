@@ -119,7 +119,7 @@ impl Proc {
     }
 }
 
-/// Clock ticks per second, the unit of /proc/<pid>/stat's CPU times.
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`'s CPU times.
 pub fn clock_ticks() -> u64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(t)) if t > 0 => t as u64,
@@ -129,7 +129,7 @@ pub fn clock_ticks() -> u64 {
 }
 
 /// utime + stime of a process (all its threads), in clock ticks: fields 14
-/// and 15 of /proc/<pid>/stat, counted after the parenthesised command name.
+/// and 15 of `/proc/<pid>/stat`, counted after the parenthesised command name.
 pub fn cpu_ticks(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
@@ -153,7 +153,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     cpu_ticks(pid).map_or(0.0, |t| t as f64 / clock_ticks() as f64)
 }
 
-/// A `Vm…:` figure of /proc/<pid>/status, in KiB: `VmHWM` is the peak
+/// A `Vm…:` figure of `/proc/<pid>/status`, in KiB: `VmHWM` is the peak
 /// resident set size, `VmRSS` the current one.
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

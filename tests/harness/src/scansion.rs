@@ -206,7 +206,7 @@ pub enum Matching {
 }
 
 /// Parses an expected stanza of a script: like
-/// [`parse_stanza`](crate::client::parse_stanza), with the `scansion:`
+/// [`parse_stanza`], with the `scansion:`
 /// prefix declared when the stanza uses it.
 pub fn parse_expected(xml: &str) -> Element {
     if !xml.contains("scansion:") || xml.contains("xmlns:scansion") {
