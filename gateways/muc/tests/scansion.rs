@@ -6,8 +6,9 @@
 //! stanzas; the service's own tests run the same scripts through a real
 //! Prosody.
 //!
-//! The scripts live in `../shared/conformance/prosody-scansion/` beside
-//! the repository; the test fails if they are missing.
+//! The scripts are the repository's copy of the conformance data, in
+//! `tests/conformance/prosody-scansion/`; the test fails if they are
+//! missing.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ const NS: &str = "jabber:component:accept";
 const SCANSION: &str = "https://matthewwild.co.uk/projects/scansion";
 
 fn scripts_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/prosody-scansion")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/conformance/prosody-scansion")
 }
 
 struct Client {
