@@ -223,6 +223,22 @@ impl Client {
         }
     }
 
+    /// Takes every stanza already received and not yet consumed for which
+    /// `pred` is true, oldest first, without waiting.
+    pub fn take_received(&mut self, pred: impl Fn(&Element) -> bool) -> Vec<Element> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::new();
+        for (xml, element) in self.unconsumed.drain(..) {
+            if pred(&element) {
+                taken.push(element);
+            } else {
+                kept.push_back((xml, element));
+            }
+        }
+        self.unconsumed = kept;
+        taken
+    }
+
     /// The reply (type result or error) to the iq with this id (10 s timeout).
     pub async fn iq_reply(&mut self, id: &str) -> Element {
         self.recv_matching(
