@@ -10,6 +10,7 @@ mod ejabberd;
 mod harness;
 mod in_process;
 mod muc;
+mod muc_ejabberd;
 mod muc_flows;
 mod multi;
 mod prosody;
