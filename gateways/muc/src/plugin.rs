@@ -470,17 +470,16 @@ impl Plugin for MucPlugin {
         else {
             return Err(HandlerError::item_not_found());
         };
-        let reply = outcome.take_reply(&iq);
         if let Err(e) = self.0.commit(&mut outcome).await {
             return Err(HandlerError::Internal(e));
         }
+        // The reply goes where the room put it among its stanzas (as
+        // Prosody: a configuration's result before its 104 notice, a
+        // destroy's after the presences); a request relayed to an
+        // occupant is answered when the occupant's reply comes back
+        // (handle_iq_response).
         send(cx, outcome.stanzas).await;
-        match reply {
-            Some(reply) => into_iq_result(reply),
-            // Relayed to an occupant: the answer comes back through
-            // handle_iq_response.
-            None => Err(HandlerError::Deferred),
-        }
+        Err(HandlerError::Deferred)
     }
 
     async fn handle_iq_response(&self, cx: &Context, iq: &Iq) -> Flow {
