@@ -80,20 +80,28 @@ enum Command {
     /// The output contains each component's shared secret: write it only
     /// where the server's config is kept (e.g. `>> /etc/prosody/prosody.cfg.lua`
     /// or a root-only file), not to a shared terminal log or a ticket.
+    ///
+    /// Several `-c` print one snippet for several satellite processes
+    /// (one systemd instance per config file).
     ProsodyConfig {
-        /// The config file.
-        #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
-        config: PathBuf,
+        /// The config file (repeat for several processes).
+        #[arg(short, long, default_values_os_t = [satellite::serve::default_config_path()])]
+        config: Vec<PathBuf>,
     },
     /// Print the ejabberd listener matching the config (it contains the secrets).
     ///
     /// The output contains each component's shared secret: write it only
     /// where the server's config is kept (e.g. a root-only file included
     /// from ejabberd.yml), not to a shared terminal log or a ticket.
+    ///
+    /// Several `-c` print one snippet for several satellite processes (one
+    /// systemd instance per config file): each process gets listeners of
+    /// its own, since ejabberd binds every host of a listener to each
+    /// connection on it.
     EjabberdConfig {
-        /// The config file.
-        #[arg(short, long, default_value_os_t = satellite::serve::default_config_path())]
-        config: PathBuf,
+        /// The config file (repeat for several processes).
+        #[arg(short, long, default_values_os_t = [satellite::serve::default_config_path()])]
+        config: Vec<PathBuf>,
     },
     /// Print the manual page, or write one page per command into a directory.
     ///
@@ -109,11 +117,10 @@ enum Command {
 impl Command {
     fn config_path(&self) -> Option<&PathBuf> {
         match self {
-            Command::Run { config }
-            | Command::Check { config, .. }
-            | Command::ProsodyConfig { config }
-            | Command::EjabberdConfig { config } => Some(config),
-            Command::Man { .. } => None,
+            Command::Run { config } | Command::Check { config, .. } => Some(config),
+            Command::ProsodyConfig { .. }
+            | Command::EjabberdConfig { .. }
+            | Command::Man { .. } => None,
         }
     }
 }
@@ -129,6 +136,29 @@ async fn main() -> ExitCode {
                 ExitCode::from(EXIT_START)
             }
         };
+    }
+    if let Command::ProsodyConfig { config: paths } | Command::EjabberdConfig { config: paths } =
+        &cli.command
+    {
+        let mut configs = Vec::new();
+        for path in paths {
+            match Config::load(path) {
+                Ok(c) => configs.push(c),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+        }
+        let snippet = match &cli.command {
+            Command::ProsodyConfig { .. } => server_config::prosody(&configs),
+            _ => server_config::ejabberd(&configs),
+        };
+        for warning in &snippet.warnings {
+            eprintln!("warning: {warning}");
+        }
+        print!("{}", snippet.text);
+        return ExitCode::SUCCESS;
     }
     let Some(path) = cli.command.config_path().cloned() else {
         return ExitCode::SUCCESS;
@@ -155,15 +185,9 @@ async fn main() -> ExitCode {
                 println!("  {} ({service}) -> {}", c.jid, c.server);
             }
         }),
-        Command::ProsodyConfig { .. } => {
-            print!("{}", server_config::prosody(&config));
+        Command::ProsodyConfig { .. } | Command::EjabberdConfig { .. } | Command::Man { .. } => {
             Ok(())
         }
-        Command::EjabberdConfig { .. } => {
-            print!("{}", server_config::ejabberd(&config));
-            Ok(())
-        }
-        Command::Man { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
