@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use satellite::{BoxError, Component, ComponentBuilder, ComponentConfig};
 
 /// Service names this binary knows.
-pub const SERVICES: &[&str] = &["echo", "muc", "proxy65", "upload"];
+pub const SERVICES: &[&str] = &["announce", "echo", "muc", "proxy65", "upload"];
 
 /// Builds the component a config table describes, after the service's
 /// preflight checks (TLS files, listeners, directories): what
@@ -21,6 +21,14 @@ pub fn builder(config: &ComponentConfig, bind: bool) -> Result<ComponentBuilder,
     let at = format!("{}: component[{}]", config.source.display(), config.index);
     let builder = Component::builder(config.clone());
     match config.service.as_deref() {
+        Some("announce") => {
+            let settings = satellite_announce::Settings::load(config)?;
+            Ok(builder
+                .plugin(satellite_announce::AnnouncePlugin::new(
+                    satellite_announce::Announce::new(config, settings),
+                ))
+                .software("satellite announce", env!("CARGO_PKG_VERSION")))
+        }
         Some("echo") => {
             let settings = config.settings::<satellite_echo::EchoSettings>()?;
             Ok(builder
