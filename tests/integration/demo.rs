@@ -27,5 +27,11 @@ async fn demo_runs_and_passes_its_self_check() {
             .any(|l| l.starts_with("proxy65 streamhost: 127.0.0.1:")),
         "{report:?}"
     );
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("muc: demo@rooms.localhost created")),
+        "{report:?}"
+    );
     demo.stop().await.expect("clean stop");
 }

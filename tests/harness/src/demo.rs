@@ -19,6 +19,10 @@ pub const ECHO: &str = "echo.localhost";
 pub const PROXY: &str = "proxy.localhost";
 /// The upload service's JID.
 pub const UPLOAD: &str = "upload.localhost";
+/// The MUC service's JID.
+pub const MUC: &str = "rooms.localhost";
+/// The room the self-check creates.
+pub const ROOM: &str = "demo@rooms.localhost";
 
 /// A running demo: Prosody plus `satellite run`.
 pub struct Demo {
@@ -45,7 +49,7 @@ impl Demo {
     /// satellite config for them, validates it with `satellite check` and
     /// starts `satellite run`.
     pub async fn start(satellite: &Path) -> Result<Demo, String> {
-        let secrets = [ECHO, PROXY, UPLOAD].map(|jid| (jid, random_hex(24)));
+        let secrets = [ECHO, PROXY, UPLOAD, MUC].map(|jid| (jid, random_hex(24)));
         let password = random_hex(8);
         let declared: Vec<(&str, &str)> = secrets.iter().map(|(j, s)| (*j, s.as_str())).collect();
         let prosody = Prosody::start(&declared, &[(USER, &password)], "").await;
@@ -61,10 +65,10 @@ impl Demo {
         let mut text = String::from("[log]\nlevel = \"info\"\n");
         for (jid, secret) in &secrets {
             let service = jid.split('.').next().unwrap_or_default();
-            let service = if service == "proxy" {
-                "proxy65"
-            } else {
-                service
+            let service = match service {
+                "proxy" => "proxy65",
+                "rooms" => "muc",
+                other => other,
             };
             write(&format!("{service}.secret"), format!("{secret}\n"))?;
             text.push_str(&format!(
@@ -81,6 +85,7 @@ impl Demo {
                      min_free_space = 16777216\n",
                     crate::free_port()
                 )),
+                "muc" => text.push_str("[component.settings]\ndatabase = \"muc.sqlite\"\n"),
                 _ => {}
             }
         }
@@ -223,8 +228,80 @@ impl Demo {
             "upload: {} bytes PUT and served back at {url}",
             content.len()
         ));
+        report.push(self.muc_check(&mut client).await?);
         client.disconnect().await;
         Ok(report)
+    }
+
+    /// Creates [`ROOM`] as the demo user (nick `demo`), lets a second
+    /// session of the same account join it (nick `second`) and sends a
+    /// message through it. Returns the report line.
+    async fn muc_check(&self, client: &mut Client) -> Result<String, String> {
+        const T: Duration = Duration::from_secs(10);
+        let muc = "http://jabber.org/protocol/muc";
+        let self_presence = |e: &xmpp_parsers::minidom::Element, nick: &str| {
+            e.name() == "presence"
+                && e.attr("from") == Some(&format!("{ROOM}/{nick}"))
+                && e.children()
+                    .any(|x| x.name() == "x" && x.children().any(|s| s.attr("code") == Some("110")))
+        };
+        client
+            .send_raw(&format!(
+                "<presence to='{ROOM}/demo'><x xmlns='{muc}'/></presence>"
+            ))
+            .await;
+        let created = client.recv_matching(|e| self_presence(e, "demo"), T).await;
+        if created.attr("type").is_some() {
+            return Err(format!(
+                "joining {ROOM} failed: {created:?}\n{}",
+                self.log()
+            ));
+        }
+        // An instant room: the default configuration, unlocked.
+        let reply = client
+            .iq(&format!(
+                "<iq type='set' id='room-config' to='{ROOM}'><query xmlns='{muc}#owner'>\
+                 <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+            ))
+            .await;
+        if reply.attr("type") != Some("result") {
+            return Err(format!("configuring {ROOM} failed: {reply:?}"));
+        }
+        let jid = format!("{USER}@{}/second", self.prosody.domain);
+        let mut second = Client::connect(self.prosody.c2s_port, &jid, &self.password).await;
+        second
+            .send_raw(&format!(
+                "<presence to='{ROOM}/second'><x xmlns='{muc}'/></presence>"
+            ))
+            .await;
+        second
+            .recv_matching(|e| self_presence(e, "second"), T)
+            .await;
+        let sent = tokio::time::Instant::now();
+        client
+            .send_raw(&format!(
+                "<message type='groupchat' to='{ROOM}' id='room-hello'><body>hello room</body></message>"
+            ))
+            .await;
+        let from = format!("{ROOM}/demo");
+        let got = second
+            .recv_matching(
+                |e| e.name() == "message" && e.attr("from") == Some(&from),
+                T,
+            )
+            .await;
+        let body = got
+            .get_child("body", "jabber:client")
+            .map(|b| b.text())
+            .unwrap_or_default();
+        if body != "hello room" {
+            return Err(format!("unexpected room message: {got:?}"));
+        }
+        second.disconnect().await;
+        Ok(format!(
+            "muc: {ROOM} created; {body:?} from demo reached second in {:?}",
+            sent.elapsed()
+        ))
     }
 
     /// Stops satellite (SIGTERM, graceful) and Prosody.

@@ -120,6 +120,40 @@ async fn an_error_bounced_by_an_occupant_removes_it() {
     hears(&mut alice, &format!("{r}/Alice"), "gone?").await;
     bob.expect_none_matching(|e| message_with(e, &format!("{r}/Alice"), "gone?"), QUIET)
         .await;
+
+    // With two sessions under one nick, a bounce from one removes only
+    // that session: the occupant stays, the other session still hears.
+    join(&mut bob, &r, "Bob").await;
+    let mut bob2 = Client::connect(svc.prosody.c2s_port, "bob@localhost/two", "bob").await;
+    join(&mut bob2, &r, "Bob").await;
+    say(&mut alice, &r, "both?").await;
+    let m = hears(&mut bob2, &format!("{r}/Alice"), "both?").await;
+    bob2.send_raw(&format!(
+        "<message type='error' to='{r}/Alice' id='{}'><error type='cancel'>\
+         <recipient-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+        m.attr("id").unwrap_or("")
+    ))
+    .await;
+    alice
+        .expect_none_matching(
+            |e| presence_from(e, &bob_jid) && e.attr("type") == Some("unavailable"),
+            QUIET,
+        )
+        .await;
+    say(&mut alice, &r, "one left").await;
+    hears(&mut bob, &format!("{r}/Alice"), "one left").await;
+
+    // A client that disconnects without leaving: its server says
+    // unavailable for it, and the others see it go.
+    drop(bob2);
+    bob.disconnect().await;
+    let gone = alice
+        .recv_matching(
+            |e| presence_from(e, &bob_jid) && e.attr("type") == Some("unavailable"),
+            T,
+        )
+        .await;
+    assert!(!codes(&gone).contains(&333), "{gone:?}");
 }
 
 #[tokio::test]

@@ -125,6 +125,20 @@ async fn persistent_rooms_survive_a_graceful_restart() {
     assert!(svc.dir.path().join("muc.sqlite").exists());
 }
 
+#[tokio::test]
+async fn hibernated_rooms_come_back() {
+    let svc = Service::start(&["alice", "bob", "carol", "dave"], "hibernate_after = 0.3").await;
+    let mut alice = svc.client("alice").await;
+    let mut bob = svc.client("bob").await;
+    let r = room("sleepy");
+    set_up_room(&mut alice, &mut bob, &r).await;
+    leave(&mut alice, &r, "Alice").await;
+    // Empty and persistent: out of memory after 0.3 s, back at the next stanza.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut carol = svc.client("carol").await;
+    room_survived(&mut alice, &mut bob, &mut carol, &r).await;
+}
+
 /// `satellite run` with the MUC on `port`, its database in `dir`.
 fn satellite_binary(dir: &Path, port: u16) -> Proc {
     let config = format!(

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use satellite_harness::demo::{Demo, ECHO, PROXY, UPLOAD, USER};
+use satellite_harness::demo::{Demo, ECHO, PROXY, ROOM, UPLOAD, USER};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -60,7 +60,8 @@ async fn main() -> ExitCode {
             demo.prosody.c2s_port, demo.password
         );
         println!("(plain authentication without TLS, loopback only): message {ECHO},");
-        println!("share a file (HTTP upload at {UPLOAD}) or send one through {PROXY}.");
+        println!("share a file (HTTP upload at {UPLOAD}) or send one through {PROXY},");
+        println!("or join the room {ROOM} (satellite's MUC).");
         println!(
             "satellite's log: {}",
             demo.dir.path().join("satellite.log").display()
