@@ -12,6 +12,7 @@ mod in_process;
 mod muc;
 mod muc_ejabberd;
 mod muc_flows;
+mod muc_mam;
 mod multi;
 mod prosody;
 mod proxy65;

@@ -13,6 +13,8 @@
 //!   stanzas for rooms that do not exist, disco#info and the public room
 //!   list (XEP-0059 paging).
 //! - [`permissions`]: XEP-0045's permission tables, as data.
+//! - [`mam`]: XEP-0313 queries on a room's archive (parsing, access,
+//!   the result stanzas).
 //! - [`affiliation`], [`role`], [`history`], [`settings`], [`stanza`].
 //! - [`store`]: what survives a restart (SQLite, or memory for tests).
 //! - [`plugin`]: the framework side: [`MucPlugin`] drives each room on
@@ -40,6 +42,7 @@
 pub mod affiliation;
 pub mod commands;
 pub mod history;
+pub mod mam;
 pub mod permissions;
 pub mod plugin;
 pub mod role;

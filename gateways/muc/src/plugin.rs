@@ -24,6 +24,8 @@ use crate::stanza::{NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, el, el_attrs};
 use crate::store::MucStore;
 use crate::store::sqlite::SqliteStore;
 
+mod archive;
+
 /// Rooms kept in the store are listed at most this many per disco#items.
 const LIST_LIMIT: usize = 10_000;
 
@@ -390,6 +392,7 @@ impl Plugin for MucPlugin {
             .await??;
             let _ = self.0.store.set(Arc::new(store));
         }
+        self.0.spawn_retention(cx);
         let this = Arc::clone(&self.0);
         let token = cx.shutdown_token();
         let cx2 = cx.clone();
@@ -462,6 +465,12 @@ impl Plugin for MucPlugin {
             };
         if !exists {
             return into_iq_result(service::absent_room_iq(&env, &iq));
+        }
+        if iq.to.resource().is_none()
+            && let Some(request) =
+                crate::mam::request(&iq, self.0.settings.max_archive_query_results)
+        {
+            return self.0.answer_mam(cx, &iq, &stanza, &jid, request).await;
         }
         let Some(mut outcome) = self
             .0

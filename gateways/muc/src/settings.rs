@@ -19,6 +19,12 @@
 //! allow_unaffiliated_register = false  # users without affiliation may register a nick
 //!                                 # (and so become members)
 //! room_lock_timeout = 300         # seconds before an unconfigured room unlocks itself
+//! max_archive_query_results = 50  # MAM results per page, at most (Prosody's
+//!                                 # max_archive_query_results; 20 when the query
+//!                                 # names no <max/>)
+//! archive_expires_after = "1w"    # archived messages are deleted after this long
+//!                                 # (Prosody's muc_log_expires_after): seconds, or
+//!                                 # "30s", "15m", "12h", "1d", "1w", "1y", or "never"
 //!
 //! [component.settings.room_defaults]   # Prosody's muc_room_default_* options
 //! persistent = false
@@ -88,7 +94,51 @@ struct RawSettings {
     allow_unaffiliated_register: Option<bool>,
     allow_persistent: Option<bool>,
     allow_public: Option<bool>,
+    max_archive_query_results: Option<usize>,
+    archive_expires_after: Option<Period>,
     room_defaults: Option<RawRoomDefaults>,
+}
+
+/// A period as written: seconds, or a number with a unit, or "never".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Period {
+    Seconds(u64),
+    Text(String),
+}
+
+impl Period {
+    /// `None` for "never".
+    fn parse(&self) -> Result<Option<Duration>, String> {
+        let text = match self {
+            Period::Seconds(0) => return Err("must be more than 0".to_owned()),
+            Period::Seconds(n) => return Ok(Some(Duration::from_secs(*n))),
+            Period::Text(t) => t.trim(),
+        };
+        if text == "never" {
+            return Ok(None);
+        }
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a period (\"1w\", \"12h\", \"never\")"))?;
+        let unit = match unit.trim() {
+            "" | "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            "y" => 365 * 86_400,
+            other => return Err(format!("unknown unit {other:?} in {text:?}")),
+        };
+        if n == 0 {
+            return Err("must be more than 0".to_owned());
+        }
+        Ok(Some(Duration::from_secs(n.saturating_mul(unit))))
+    }
 }
 
 /// Validated settings.
@@ -121,6 +171,11 @@ pub struct Settings {
     /// Owners may list rooms publicly (else only service admins);
     /// Prosody's `muc_room_allow_public`.
     pub allow_public: bool,
+    /// MAM results per page, at most.
+    pub max_archive_query_results: usize,
+    /// Archived messages older than this are deleted (`None`: kept
+    /// forever).
+    pub archive_expires_after: Option<Duration>,
     /// The configuration of a new room.
     pub room_defaults: RoomConfig,
 }
@@ -140,6 +195,8 @@ impl Default for Settings {
             allow_unaffiliated_register: false,
             allow_persistent: true,
             allow_public: true,
+            max_archive_query_results: 50,
+            archive_expires_after: Some(Duration::from_secs(7 * 86_400)),
             room_defaults: RoomConfig::default(),
         }
     }
@@ -176,6 +233,15 @@ impl Settings {
             .unwrap_or(s.allow_unaffiliated_register);
         s.allow_persistent = raw.allow_persistent.unwrap_or(s.allow_persistent);
         s.allow_public = raw.allow_public.unwrap_or(s.allow_public);
+        s.max_archive_query_results = raw
+            .max_archive_query_results
+            .unwrap_or(s.max_archive_query_results)
+            .max(1);
+        if let Some(period) = &raw.archive_expires_after {
+            s.archive_expires_after = period
+                .parse()
+                .map_err(|e| c.settings_error("archive_expires_after", e))?;
+        }
         let d = raw.room_defaults.unwrap_or_default();
         let r = &mut s.room_defaults;
         r.persistent = d.persistent.unwrap_or(r.persistent);
@@ -252,5 +318,20 @@ mod tests {
         assert!(e.contains("everyone"), "{e}");
         let e = load("hibernate_after = 0").expect_err("zero");
         assert!(e.contains("hibernate_after"), "{e}");
+        let e = load("archive_expires_after = \"3 fortnights\"").expect_err("unit");
+        assert!(e.contains("archive_expires_after"), "{e}");
+    }
+
+    #[test]
+    fn archive_retention() {
+        let s = load("").expect("valid");
+        assert_eq!(s.archive_expires_after, Some(Duration::from_secs(604_800)));
+        let s = load("archive_expires_after = \"never\"").expect("valid");
+        assert_eq!(s.archive_expires_after, None);
+        let s = load("archive_expires_after = \"12h\"").expect("valid");
+        assert_eq!(s.archive_expires_after, Some(Duration::from_secs(43_200)));
+        let s = load("archive_expires_after = 90\nmax_archive_query_results = 500").expect("valid");
+        assert_eq!(s.archive_expires_after, Some(Duration::from_secs(90)));
+        assert_eq!(s.max_archive_query_results, 500);
     }
 }

@@ -16,7 +16,7 @@ impl Room {
     /// The room's features, as disco#info lists them.
     pub fn features(&self) -> Vec<&'static str> {
         let c = &self.config;
-        vec![
+        let mut features = vec![
             NS_MUC,
             "http://jabber.org/protocol/muc#stable_id",
             "http://jabber.org/protocol/muc#request",
@@ -46,7 +46,15 @@ impl Room {
                 Whois::Anyone => "muc_nonanonymous",
                 Whois::Moderators => "muc_semianonymous",
             },
-        ]
+            // XEP-0410 self-ping, answered by the room itself.
+            "urn:xmpp:ping",
+            "http://jabber.org/protocol/muc#self-ping-optimization",
+        ];
+        if c.archiving {
+            features.push(crate::mam::NS_MAM);
+            features.push(crate::mam::NS_MAM_EXTENDED);
+        }
+        features
     }
 
     /// The name shown for the room (its configured name, else its
