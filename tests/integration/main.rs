@@ -4,6 +4,7 @@
 
 use satellite_harness as support;
 
+mod announce;
 mod binary;
 mod demo;
 mod ejabberd;
