@@ -21,7 +21,9 @@
 //! - `running`: the running components and what a reload changes.
 //! - `systemd`: notifications and the STATUS line.
 //! - `logging`: the tracing subscriber and its reloadable level.
+//! - `args`: a gateway binary's command line ([`main`], [`Program`]).
 
+mod args;
 mod logging;
 mod running;
 mod systemd;
@@ -37,6 +39,7 @@ use crate::config::{ComponentConfig, Config, ConfigError};
 use crate::error::BoxError;
 use running::Components;
 
+pub use args::Program;
 pub use logging::init_logging;
 
 /// The longest READY=1 waits for the first connection attempts.
@@ -207,11 +210,16 @@ pub fn default_config_path() -> PathBuf {
     PathBuf::from("/etc/satellite/satellite.toml")
 }
 
-/// A whole `main` for a gateway binary: reads the config file named by the
-/// first argument (default `default_path`), installs logging, refuses
-/// what [`check`] refuses, and serves until SIGTERM. Errors are printed;
-/// the exit code says what happened (2: the config file, 1: a component
+/// A whole `main` for a gateway binary: reads its command line
+/// (`-c FILE` or `FILE`, default `default_path`; `--help`; `--version`),
+/// loads the config, installs logging, refuses what [`check`] refuses,
+/// and serves until SIGTERM. Errors are printed; the exit code says what
+/// happened (2: the config file or the command line, 1: a component
 /// cannot start, or a runtime error).
+///
+/// `--help` and `--version` name the command it was started as and the
+/// framework's version; [`main_with`] and [`program!`](crate::program)
+/// give the gateway's own name, version and description instead.
 ///
 /// ```no_run
 /// # use satellite::{Component, ComponentConfig};
@@ -227,10 +235,38 @@ pub async fn main<F>(default_path: &str, factory: F) -> std::process::ExitCode
 where
     F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync + 'static,
 {
-    let path = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(default_path));
+    main_with(Program::from_command_line(), default_path, factory).await
+}
+
+/// [`main`] for the gateway `program` (what `--help` and `--version`
+/// print); `satellite::program!()` makes it from the gateway's
+/// `Cargo.toml`.
+pub async fn main_with<F>(
+    program: Program,
+    default_path: &str,
+    factory: F,
+) -> std::process::ExitCode
+where
+    F: Fn(&ComponentConfig) -> Result<ComponentBuilder, BoxError> + Send + Sync + 'static,
+{
+    let path = match args::parse(default_path, std::env::args_os().skip(1)) {
+        Ok(args::Action::Serve(path)) => path,
+        Ok(args::Action::Help) => {
+            print!("{}", program.help(default_path));
+            return std::process::ExitCode::SUCCESS;
+        }
+        Ok(args::Action::Version) => {
+            println!("{} {}", program.name, program.version);
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!(
+                "error: {e}\nUsage: {} [-c FILE]   (--help for more)",
+                program.name
+            );
+            return std::process::ExitCode::from(2);
+        }
+    };
     let config = match Config::load(&path) {
         Ok(c) => c,
         Err(e) => {

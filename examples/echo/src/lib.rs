@@ -6,7 +6,7 @@
 //! Run it standalone with (needs a server with `Component "echo.localhost"`):
 //!
 //! ```text
-//! cargo run -p satellite-echo -- examples/echo/echo.toml
+//! cargo run -p satellite-echo -- -c examples/echo/echo.toml
 //! ```
 //!
 //! The `satellite` binary runs it for `service = "echo"`.

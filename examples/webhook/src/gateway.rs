@@ -12,7 +12,7 @@ use satellite::jid::Jid;
 use satellite::xmpp::message::{Lang, Message, MessageType};
 use satellite::xmpp::muc::Muc;
 use satellite::xmpp::presence::Presence;
-use satellite::{BoxError, ComponentConfig, Context, Plugin, SendError, async_trait};
+use satellite::{BoxError, ComponentConfig, Context, Plugin, Secret, SendError, async_trait};
 use subtle::ConstantTimeEq;
 
 /// Largest accepted request body.
@@ -67,34 +67,19 @@ pub fn load_settings(c: &ComponentConfig) -> Result<Settings, BoxError> {
             c.index
         )
     };
-    let token = match (raw.token, raw.token_file) {
-        (Some(t), None) => t,
-        (None, Some(path)) => {
-            let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                Some(dir) if path.is_relative() && PathBuf::from(&dir).join(&path).exists() => {
-                    PathBuf::from(dir).join(path)
-                }
-                _ => path,
-            };
-            std::fs::read_to_string(&path)
-                .map_err(|e| {
-                    format!(
-                        "{}: cannot read `{}`: {e}",
-                        at("token_file"),
-                        path.display()
-                    )
-                })?
-                .trim_end()
-                .to_owned()
-        }
-        _ => {
-            return Err(format!(
-                "{}: expected exactly one of `token` or `token_file`",
+    // Read like every other secret file: a relative path in
+    // $CREDENTIALS_DIRECTORY (systemd LoadCredential=) first, then next to
+    // the config file.
+    let token = Secret::from_pair(&c.source, "token", raw.token, raw.token_file)
+        .map_err(|(key, m)| format!("{}: {m}", at(&key)))?
+        .ok_or_else(|| {
+            format!(
+                "{}: missing; expected `token = \"…\"` or `token_file = \"path\"`",
                 at("token")
             )
-            .into());
-        }
-    };
+        })?
+        .expose()
+        .to_owned();
     if token.len() < 16 {
         return Err(format!(
             "{}: expected a token of at least 16 characters",
@@ -301,5 +286,38 @@ mod tests {
         let response = post(listen, TOKEN, "application/json", r#"{"txt":"hi"}"#).await;
         assert!(response.starts_with("HTTP/1.1 400"), "{response}");
         component.stop().await;
+    }
+
+    #[test]
+    fn token_file_is_read_next_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("satellite-webhook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("webhook.token"), format!("{TOKEN}\n")).expect("token");
+        let source = dir.join("webhook.toml");
+        let source = source.to_str().expect("utf-8 path");
+        let c = ComponentConfig::with_settings(
+            "webhook.test",
+            source,
+            "token_file = \"webhook.token\"\nto = \"ops@test\"",
+        )
+        .expect("config");
+        let settings = load_settings(&c).expect("settings");
+        assert_eq!(settings.token, TOKEN);
+        let c = ComponentConfig::with_settings(
+            "webhook.test",
+            source,
+            "token_file = \"missing.token\"\nto = \"ops@test\"",
+        )
+        .expect("config");
+        let err = load_settings(&c).expect_err("missing").to_string();
+        assert!(
+            err.contains("component[0].settings.token_file: cannot read"),
+            "{err}"
+        );
+        let c = ComponentConfig::with_settings("webhook.test", source, "to = \"ops@test\"")
+            .expect("config");
+        let err = load_settings(&c).expect_err("no token").to_string();
+        assert!(err.contains("settings.token: missing"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
