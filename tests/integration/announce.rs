@@ -474,3 +474,68 @@ async fn without_mod_privilege_subscribers_are_the_audience() {
     );
     service.stop().await;
 }
+
+#[tokio::test]
+async fn online_users_get_an_announcement_on_ejabberd() {
+    let users = [
+        ("admin", PASSWORD),
+        ("u1", PASSWORD),
+        ("u2", PASSWORD),
+        ("late", PASSWORD),
+    ];
+    let modules = "  mod_privilege:\n    roster:\n      get: all\n    message:\n      outgoing: all\n    presence:\n      managed_entity: all\n";
+    let ejabberd =
+        satellite_harness::ejabberd::Ejabberd::start_with(&[(JID, SECRET)], &users, modules).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "[[component]]\nservice = \"announce\"\njid = \"{JID}\"\nserver = \"127.0.0.1:{}\"\n\
+         secret = \"{SECRET}\"\nadmins = [\"admin@localhost\"]\n\n[component.settings]\n\
+         database = \"{}\"\nprivileges_wait = 2\n",
+        ejabberd.component_port,
+        dir.path().join("a.sqlite").display(),
+    );
+    let mut handle = None;
+    let service = InProcess::start(&config, |c| {
+        let announce = Arc::new(Announce::new(c, Settings::load(c).expect("settings")));
+        handle = Some(Arc::clone(&announce));
+        AnnouncePlugin(announce)
+    })
+    .await;
+    let announce = handle.expect("built");
+    let connect = |user: &'static str, resource: &'static str| {
+        let port = ejabberd.c2s_port;
+        async move {
+            let mut c = C2sClient::connect(port, "localhost", user, PASSWORD, resource)
+                .await
+                .unwrap_or_else(|e| panic!("{user}/{resource}: {e}"));
+            c.send_presence().await.expect("presence");
+            c
+        }
+    };
+    let mut admin = connect("admin", "desk").await;
+    let mut clients = vec![
+        connect("u1", "a").await,
+        connect("u1", "b").await,
+        connect("u2", "a").await,
+    ];
+    wait_online(&announce, 3, 4).await;
+    admin
+        .send(&message(JID, "ejabberd maintenance"))
+        .await
+        .expect("send");
+    let (report, _) = expect_message_noting(&mut admin, "Delivered to").await;
+    assert_eq!(
+        body(&report).as_deref(),
+        Some("Delivered to 3 users (4 resources) online; 0 could not be reached.")
+    );
+    let mut late = connect("late", "x").await;
+    for c in &mut clients {
+        let got = expect_message(c, "ejabberd maintenance").await;
+        assert_eq!(got.attr("from"), Some("localhost"), "sent as the server");
+    }
+    for c in clients.iter_mut().chain([&mut late]) {
+        let again = count_messages(c, "ejabberd maintenance", Duration::from_millis(700)).await;
+        assert_eq!(again, 0, "{} got it twice (or late)", c.jid());
+    }
+    service.stop().await;
+}
