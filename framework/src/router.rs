@@ -437,7 +437,7 @@ pub mod fuzzing {
     use xmpp_parsers::iq::{Iq, IqPayload};
     use xmpp_parsers::minidom::Element;
 
-    use super::{Inbound, RawHeader, fast_request};
+    use super::{Inbound, NS_COMPONENT, RawHeader, fast_request};
     use crate::error::HandlerError;
     use crate::plugin::IqType;
 
@@ -447,7 +447,8 @@ pub mod fuzzing {
     /// payload, and one it declines comes back unchanged. Panics when they
     /// disagree.
     pub fn classify(el: Element) {
-        if el.name() == "iq" {
+        // What classify hands to the fast path.
+        if el.name() == "iq" && el.ns() == NS_COMPONENT {
             match fast_request(el.clone()) {
                 Ok(fast) => {
                     let typed = Iq::try_from(el.clone()).unwrap_or_else(|e| {

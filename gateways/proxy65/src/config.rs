@@ -9,6 +9,7 @@
 //! activation_timeout = 60            # seconds an unactivated connection may wait
 //! idle_timeout = 300                 # seconds without a byte in either direction
 //! max_connections = 1000             # SOCKS5 connections at once, in total
+//! max_connections_per_address = 20   # connections not yet activated per IPv4 address / IPv6 /64
 //! max_connections_per_jid = 10       # active bytestreams per requester (bare JID)
 //! max_sessions = 500                 # paired connections (bytestreams) at once
 //! session_rate = 0                   # bytes/s per bytestream, 0 = unlimited
@@ -43,6 +44,7 @@ pub struct RawSettings {
     activation_timeout: Option<f64>,
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
     max_connections_per_jid: Option<usize>,
     max_sessions: Option<usize>,
     session_rate: Option<u64>,
@@ -85,6 +87,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// SOCKS5 connections at once.
     pub max_connections: usize,
+    /// Connections not yet activated per IPv4 address or IPv6 /64.
+    pub max_connections_per_address: usize,
     /// Active bytestreams per requester bare JID.
     pub max_connections_per_jid: usize,
     /// Paired bytestreams at once.
@@ -112,6 +116,7 @@ impl Settings {
             activation_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
+            max_connections_per_address: 20,
             max_connections_per_jid: 10,
             max_sessions: 500,
             session_rate: None,
@@ -169,6 +174,11 @@ impl Settings {
             c.nonzero_setting(key, v, default, "count")
         };
         s.max_connections = count("max_connections", raw.max_connections, s.max_connections)?;
+        s.max_connections_per_address = count(
+            "max_connections_per_address",
+            raw.max_connections_per_address,
+            s.max_connections_per_address,
+        )?;
         s.max_connections_per_jid = count(
             "max_connections_per_jid",
             raw.max_connections_per_jid,

@@ -46,22 +46,27 @@
 //! | only one side connected | `not-allowed` (cancel) | not-allowed | not-allowed | item-not-found |
 //! | already activated | `conflict` (cancel) | — | (re-links) | conflict |
 //! | requester at `max_connections_per_jid` | `resource-constraint` (wait) | — | — | resource-constraint |
+//! | `max_sessions` bytestreams active | `resource-constraint` (wait) | — | — | — |
 //! | `sid` or `<activate/>` missing, bad payload | `bad-request` (modify) | — | bad-request | bad-request |
 //! | `<activate/>` not a JID | `jid-malformed` (modify) | — | jid-malformed | jid-malformed |
 //!
 //! On the SOCKS5 side a refused connection gets a reply, never silence:
-//! `0x01` (general failure) over `max_connections` or `max_sessions` and
-//! for a third connection with one hash; `0x02` for an address that is not
+//! `0x01` (general failure) over `max_connections` or
+//! `max_connections_per_address` and for a third connection with one hash; `0x02` for an address that is not
 //! a hash, `0x07` for a command other than CONNECT, `0x08` for an address
 //! type other than a domain name; `0xFF` as the method when "no
 //! authentication" is not offered.
 //!
 //! ## Limits
 //!
-//! `max_connections` (SOCKS5 connections in total), `max_sessions` (paired
-//! connections), `max_connections_per_jid` (active bytestreams per
-//! requester — a SOCKS5 connection carries no JID until activation, so
-//! this is where a JID can be counted), `activation_timeout`,
+//! `max_connections` (SOCKS5 connections in total),
+//! `max_connections_per_address` (connections not yet activated per IPv4
+//! address or IPv6 /64: before activation a connection is anonymous, and
+//! one host must not hold every connection for `activation_timeout`),
+//! `max_sessions` (active bytestreams; taken at activation, so pairs with
+//! made-up hashes hold none), `max_connections_per_jid` (active
+//! bytestreams per requester — a SOCKS5 connection carries no JID until
+//! activation, so this is where a JID can be counted), `activation_timeout`,
 //! `idle_timeout`, and token buckets `session_rate` / `total_rate`.
 //! The admins' `stats` ad-hoc command reports connections, sessions, bytes
 //! and rejections by reason.

@@ -1,8 +1,11 @@
 //! Limits and counters: connection and session caps (RAII permits), token
 //! buckets for bandwidth, and the metrics the stats command reports.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A counted resource with a cap; [`Gauge::acquire`] hands out permits
@@ -45,6 +48,90 @@ impl Gauge {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.0.used.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A cap per key (a requester's JID, a peer's address): permits that give
+/// their unit back when dropped, and keys that leave the table with their
+/// last permit.
+#[derive(Debug)]
+pub struct PerKey<K: Hash + Eq + Clone> {
+    counts: Mutex<HashMap<K, usize>>,
+    cap: usize,
+}
+
+/// One unit of one key of a [`PerKey`].
+#[derive(Debug)]
+pub struct KeyPermit<K: Hash + Eq + Clone> {
+    table: Arc<PerKey<K>>,
+    key: K,
+}
+
+impl<K: Hash + Eq + Clone> PerKey<K> {
+    /// A table allowing `cap` units per key.
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            counts: Mutex::new(HashMap::new()),
+            cap,
+        })
+    }
+
+    /// A permit for `key`, or `None` when the key is at the cap.
+    pub fn acquire(self: &Arc<Self>, key: &K) -> Option<KeyPermit<K>> {
+        let mut counts = self.counts();
+        let n = counts.entry(key.clone()).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(KeyPermit {
+            table: Arc::clone(self),
+            key: key.clone(),
+        })
+    }
+
+    /// Units in use by `key`.
+    pub fn used(&self, key: &K) -> usize {
+        self.counts().get(key).copied().unwrap_or(0)
+    }
+
+    /// Keys holding at least one unit.
+    pub fn keys(&self) -> usize {
+        self.counts().len()
+    }
+
+    fn counts(&self) -> MutexGuard<'_, HashMap<K, usize>> {
+        // Every operation leaves the map consistent before it could panic.
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<K: Hash + Eq + Clone> Drop for KeyPermit<K> {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts();
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The address a peer is counted under for `max_connections_per_address`:
+/// its IPv4 address, or the /64 network of an IPv6 address (a host is
+/// usually given a whole /64, and an address per connection is free).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::from(s)
+            }
+        },
     }
 }
 
@@ -117,6 +204,8 @@ pub enum Rejection {
     AlreadyActive,
     /// `max_connections`.
     ConnectionCap,
+    /// `max_connections_per_address`.
+    AddressCap,
     /// `max_connections_per_jid`.
     JidCap,
     /// `max_sessions`.
@@ -133,12 +222,13 @@ pub enum Rejection {
 
 impl Rejection {
     /// Every reason, in report order.
-    pub const ALL: [Rejection; 11] = [
+    pub const ALL: [Rejection; 12] = [
         Self::Acl,
         Self::UnknownStream,
         Self::NotPaired,
         Self::AlreadyActive,
         Self::ConnectionCap,
+        Self::AddressCap,
         Self::JidCap,
         Self::SessionCap,
         Self::Duplicate,
@@ -155,6 +245,7 @@ impl Rejection {
             Self::NotPaired => "not_paired",
             Self::AlreadyActive => "already_active",
             Self::ConnectionCap => "connection_cap",
+            Self::AddressCap => "address_cap",
             Self::JidCap => "jid_cap",
             Self::SessionCap => "session_cap",
             Self::Duplicate => "duplicate",
@@ -270,6 +361,28 @@ mod tests {
         assert!(g.acquire().is_none());
         drop(a);
         assert!(g.acquire().is_some());
+    }
+
+    #[test]
+    fn per_key_caps_each_key_and_forgets_idle_ones() {
+        let t = PerKey::new(2);
+        let a1 = t.acquire(&"a").expect("a1");
+        let _a2 = t.acquire(&"a").expect("a2");
+        assert!(t.acquire(&"a").is_none());
+        let b = t.acquire(&"b").expect("b");
+        assert_eq!((t.used(&"a"), t.keys()), (2, 2));
+        drop(b);
+        drop(a1);
+        assert_eq!((t.used(&"a"), t.used(&"b"), t.keys()), (1, 0, 1));
+    }
+
+    #[test]
+    fn addresses_are_counted_by_ipv4_address_or_ipv6_network() {
+        let key = |s: &str| address_key(s.parse().expect("ip"));
+        assert_eq!(key("192.0.2.1"), key("::ffff:192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]

@@ -118,6 +118,11 @@ fn activation_error(why: Rejection) -> HandlerError {
             DefinedCondition::ResourceConstraint,
             "too many active bytestreams for this JID",
         ),
+        Rejection::SessionCap => (
+            ErrorType::Wait,
+            DefinedCondition::ResourceConstraint,
+            "the proxy relays as many bytestreams as it may",
+        ),
         _ => (
             ErrorType::Wait,
             DefinedCondition::InternalServerError,
@@ -200,7 +205,7 @@ impl AdhocCommand for Stats {
         let mut fields = vec![
             Field::text_single("connections-open", &self.0.connections().to_string()),
             Field::text_single("connections-total", &m.connections_total().to_string()),
-            Field::text_single("sessions-paired", &self.0.registry.sessions().to_string()),
+            Field::text_single("sessions-active", &self.0.registry.sessions().to_string()),
             Field::text_single("sessions-activated", &m.activations_total().to_string()),
             Field::text_single("sessions-finished", &m.finished_total().to_string()),
             Field::text_single("bytes-relayed", &m.bytes_total().to_string()),

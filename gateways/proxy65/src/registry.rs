@@ -6,16 +6,21 @@
 //! channel here. Activation tells the first task to hand its socket over
 //! and the second to relay both; so the relay runs in one task and nothing
 //! here holds a socket.
+//!
+//! A `max_sessions` unit is taken at activation, not when a second
+//! connection arrives: any client can open two connections with a made-up
+//! hash, but only the requester, logged in to XMPP, can activate a real
+//! one. Until then a pair holds only its connections' units.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use satellite::jid::BareJid;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use crate::limits::{Gauge, Permit, Rejection};
+use crate::limits::{Gauge, KeyPermit, PerKey, Permit, Rejection};
 use crate::socks5::Hash;
 
 /// A connection after its handshake, with the permit it counts against.
@@ -27,6 +32,9 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// Its unit of `max_connections`.
     pub permit: Permit,
+    /// Its unit of `max_connections_per_address`, given back on
+    /// activation (from then on the requester's JID is counted).
+    pub address: Option<KeyPermit<IpAddr>>,
 }
 
 /// What a waiting connection's task is told to do on activation.
@@ -48,26 +56,7 @@ pub struct Session {
     /// Its unit of `max_sessions`.
     _session: Permit,
     /// Its unit of the requester's `max_connections_per_jid`.
-    _jid: JidPermit,
-}
-
-/// A unit of one JID's active bytestreams.
-#[derive(Debug)]
-pub struct JidPermit {
-    table: Arc<Mutex<HashMap<BareJid, usize>>>,
-    jid: BareJid,
-}
-
-impl Drop for JidPermit {
-    fn drop(&mut self) {
-        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = table.get_mut(&self.jid) {
-            *n -= 1;
-            if *n == 0 {
-                table.remove(&self.jid);
-            }
-        }
-    }
+    _jid: KeyPermit<BareJid>,
 }
 
 #[derive(Debug)]
@@ -81,8 +70,8 @@ enum Entry {
     /// One or two connections, not activated.
     Waiting {
         first: Waiter,
-        /// The second connection and the `max_sessions` unit the pair holds.
-        second: Option<(Waiter, Permit)>,
+        /// The second connection.
+        second: Option<Waiter>,
     },
     /// Activated; relaying until [`Registry::finish`].
     Active,
@@ -102,19 +91,17 @@ pub enum Arrival {
 pub struct Registry {
     entries: Mutex<HashMap<Hash, Entry>>,
     sessions: Arc<Gauge>,
-    per_jid: Arc<Mutex<HashMap<BareJid, usize>>>,
-    per_jid_cap: usize,
+    per_jid: Arc<PerKey<BareJid>>,
 }
 
 impl Registry {
-    /// A table allowing `max_sessions` pairs and `per_jid` active
-    /// bytestreams per requester.
+    /// A table allowing `max_sessions` active bytestreams, `per_jid` of
+    /// them per requester.
     pub fn new(max_sessions: usize, per_jid: usize) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             sessions: Gauge::new(max_sessions),
-            per_jid: Arc::new(Mutex::new(HashMap::new())),
-            per_jid_cap: per_jid,
+            per_jid: PerKey::new(per_jid),
         }
     }
 
@@ -127,6 +114,9 @@ impl Registry {
     ) -> Result<Arrival, Rejection> {
         let mut entries = self.entries();
         let waiter = Waiter { id, go };
+        if !prune(&mut entries, hash) {
+            entries.remove(hash);
+        }
         match entries.get_mut(hash) {
             None => {
                 entries.insert(
@@ -139,8 +129,7 @@ impl Registry {
                 Ok(Arrival::First)
             }
             Some(Entry::Waiting { second, .. }) if second.is_none() => {
-                let permit = self.sessions.acquire().ok_or(Rejection::SessionCap)?;
-                *second = Some((waiter, permit));
+                *second = Some(waiter);
                 Ok(Arrival::Second)
             }
             Some(_) => Err(Rejection::Duplicate),
@@ -156,12 +145,12 @@ impl Registry {
         };
         if first.id == id {
             match second.take() {
-                Some((other, _permit)) => *first = other,
+                Some(other) => *first = other,
                 None => {
                     entries.remove(hash);
                 }
             }
-        } else if second.as_ref().is_some_and(|(w, _)| w.id == id) {
+        } else if second.as_ref().is_some_and(|w| w.id == id) {
             *second = None;
         }
     }
@@ -169,32 +158,21 @@ impl Registry {
     /// Activates the bytestream `hash` for `requester`, at most once.
     pub fn activate(&self, hash: &str, requester: &BareJid) -> Result<(), Rejection> {
         let mut entries = self.entries();
-        let (first, second) = match entries.get_mut(hash) {
+        if !prune(&mut entries, hash) {
+            entries.remove(hash);
+            return Err(Rejection::UnknownStream);
+        }
+        match entries.get(hash) {
             None => return Err(Rejection::UnknownStream),
             Some(Entry::Active) => return Err(Rejection::AlreadyActive),
-            Some(Entry::Waiting { first, second }) => (first, second),
-        };
-        // A waiter whose task has ended (between its socket closing and
-        // its `leave`) counts as gone.
-        if second.as_ref().is_some_and(|(w, _)| w.go.is_closed()) {
-            *second = None;
+            Some(Entry::Waiting { second: None, .. }) => return Err(Rejection::NotPaired),
+            Some(Entry::Waiting { .. }) => {}
         }
-        if first.go.is_closed() {
-            match second.take() {
-                Some((other, _)) => *first = other,
-                None => {
-                    entries.remove(hash);
-                    return Err(Rejection::UnknownStream);
-                }
-            }
-        }
-        if second.is_none() {
-            return Err(Rejection::NotPaired);
-        }
-        let jid = self.acquire_jid(requester).ok_or(Rejection::JidCap)?;
+        let jid = self.per_jid.acquire(requester).ok_or(Rejection::JidCap)?;
+        let session = self.sessions.acquire().ok_or(Rejection::SessionCap)?;
         let Some(Entry::Waiting {
             first,
-            second: Some((second, session)),
+            second: Some(second),
         }) = entries.insert(hash.to_owned(), Entry::Active)
         else {
             // Unreachable (checked above under the same lock); never leave
@@ -237,28 +215,52 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Paired or active bytestreams.
+    /// Activated bytestreams whose [`Session`] is alive.
     pub fn sessions(&self) -> usize {
         self.sessions.used()
     }
 
-    fn acquire_jid(&self, jid: &BareJid) -> Option<JidPermit> {
-        let mut table = self.per_jid.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = table.entry(jid.clone()).or_insert(0);
-        if *n >= self.per_jid_cap {
-            return None;
-        }
-        *n += 1;
-        Some(JidPermit {
-            table: Arc::clone(&self.per_jid),
-            jid: jid.clone(),
-        })
+    /// Activated bytestreams of one requester whose [`Session`] is alive.
+    pub fn sessions_of(&self, requester: &BareJid) -> usize {
+        self.per_jid.used(requester)
+    }
+
+    /// Requesters with a live [`Session`].
+    pub fn requesters(&self) -> usize {
+        self.per_jid.keys()
+    }
+
+    /// Entries activated and not yet [`finish`](Self::finish)ed.
+    pub fn active(&self) -> usize {
+        self.entries()
+            .values()
+            .filter(|e| matches!(e, Entry::Active))
+            .count()
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<Hash, Entry>> {
         // Every operation leaves the map consistent before it can panic.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Forgets the waiters of `hash` whose task has ended (between its socket
+/// closing and its `leave`); `false` when none is left, so the entry must
+/// go.
+fn prune(entries: &mut HashMap<Hash, Entry>, hash: &str) -> bool {
+    let Some(Entry::Waiting { first, second }) = entries.get_mut(hash) else {
+        return true;
+    };
+    if second.as_ref().is_some_and(|w| w.go.is_closed()) {
+        *second = None;
+    }
+    if first.go.is_closed() {
+        match second.take() {
+            Some(other) => *first = other,
+            None => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -299,17 +301,36 @@ mod tests {
     }
 
     #[test]
+    fn pairs_take_a_session_only_when_activated() {
+        let r = Registry::new(1, 5);
+        let a = jid("a@x");
+        // Two pairs with made-up hashes wait without taking the one session.
+        let mut keep = Vec::new();
+        for (i, hash) in [(1, "h"), (2, "h"), (3, "g"), (4, "g")] {
+            let (tx, rx) = oneshot::channel();
+            keep.push(rx);
+            r.arrive(hash, i, tx).expect("arrive");
+        }
+        assert_eq!(r.sessions(), 0);
+        assert_eq!(r.activate("h", &a), Ok(()));
+        assert_eq!(r.activate("g", &a), Err(Rejection::SessionCap));
+        assert_eq!(r.sessions(), 1);
+        // The refused pair still waits and can be activated later.
+        let Ok(Go::Relay(_, session)) = keep[1].try_recv() else {
+            panic!("second relays");
+        };
+        drop(session);
+        r.finish("h");
+        assert_eq!(r.activate("g", &a), Ok(()));
+    }
+
+    #[test]
     fn leaving_and_gone_waiters() {
         let r = Registry::new(1, 5);
         let (t1, first) = oneshot::channel();
         r.arrive("h", 1, t1).expect("first");
         let (t2, _second) = oneshot::channel();
         r.arrive("h", 2, t2).expect("second");
-        // The session cap (1) is held by this pair.
-        let (t3, _a) = oneshot::channel();
-        r.arrive("g", 3, t3).expect("first of g");
-        let (t4, _b) = oneshot::channel();
-        assert_eq!(r.arrive("g", 4, t4), Err(Rejection::SessionCap));
         // The first connection's task is gone: only one side is left.
         drop(first);
         assert_eq!(r.activate("h", &jid("a@x")), Err(Rejection::NotPaired));

@@ -1,7 +1,7 @@
 //! The SOCKS5 listener: accepts connections, runs the handshake, pairs
 //! connections by hash and relays activated bytestreams.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::limits::{Bucket, Gauge, Metrics, Rejection};
+use crate::limits::{Bucket, Gauge, Metrics, PerKey, Rejection, address_key};
 use crate::registry::{Conn, Go, Registry, Session};
 use crate::relay::{self, End, Options};
 use crate::socks5::{self, HandshakeError, Reply};
@@ -34,6 +34,7 @@ pub struct Shared {
     /// Counters.
     pub metrics: Arc<Metrics>,
     connections: Arc<Gauge>,
+    addresses: Arc<PerKey<IpAddr>>,
     rejecting: Arc<Gauge>,
     total: Option<Arc<Bucket>>,
     next_id: AtomicU64,
@@ -46,6 +47,7 @@ impl Shared {
             registry: Registry::new(settings.max_sessions, settings.max_connections_per_jid),
             metrics: Arc::new(Metrics::new(settings.component.clone())),
             connections: Gauge::new(settings.max_connections),
+            addresses: PerKey::new(settings.max_connections_per_address),
             rejecting: Gauge::new(MAX_REJECTING),
             total: settings.total_rate.map(Bucket::new),
             next_id: AtomicU64::new(1),
@@ -56,6 +58,12 @@ impl Shared {
     /// Open SOCKS5 connections.
     pub fn connections(&self) -> usize {
         self.connections.used()
+    }
+
+    /// Connections from `ip`'s address (see
+    /// [`address_key`](crate::limits::address_key)) not activated yet.
+    pub fn pending_from(&self, ip: IpAddr) -> usize {
+        self.addresses.used(&address_key(ip))
     }
 }
 
@@ -78,15 +86,28 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cx: Context) {
             }
         };
         shared.metrics.connection();
-        let Some(permit) = shared.connections.acquire() else {
-            shared.metrics.reject(Rejection::ConnectionCap);
-            if let Some(rejecting) = shared.rejecting.acquire() {
-                cx.spawn(async move {
-                    let _rejecting = rejecting;
-                    refuse(stream, peer, Reply::GeneralFailure).await;
-                });
+        // Until activation a connection is anonymous: its address is all
+        // there is to count, so that one host cannot hold every
+        // `max_connections` unit for `activation_timeout`.
+        let address = shared.addresses.acquire(&address_key(peer.ip()));
+        let (permit, address) = match (address, shared.connections.acquire()) {
+            (Some(address), Some(permit)) => (permit, address),
+            (address, _) => {
+                let why = if address.is_none() {
+                    Rejection::AddressCap
+                } else {
+                    Rejection::ConnectionCap
+                };
+                shared.metrics.reject(why);
+                tracing::debug!(%peer, reason = why.as_str(), "proxy65: connection refused");
+                if let Some(rejecting) = shared.rejecting.acquire() {
+                    cx.spawn(async move {
+                        let _rejecting = rejecting;
+                        refuse(stream, peer, Reply::GeneralFailure).await;
+                    });
+                }
+                continue;
             }
-            continue;
         };
         let shared = Arc::clone(&shared);
         let stop = stop.clone();
@@ -95,6 +116,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cx: Context) {
                 stream,
                 peer,
                 permit,
+                address: Some(address),
             };
             handle(conn, shared, stop).await;
         });
@@ -190,6 +212,10 @@ async fn handle(mut conn: Conn, shared: Arc<Shared>, stop: CancellationToken) {
         }
         _ = stop.cancelled() => None,
     };
+    if go.is_some() {
+        // Activated: the requester's JID is counted from now on.
+        conn.address = None;
+    }
     match go {
         None => shared.registry.leave(&hash, id),
         Some(Go::Give(to)) => {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs satellite's fuzz targets for a long time each (libFuzzer through
+# cargo-fuzz, on nightly Rust). The seeds in fuzz/corpus/<target>/ are read,
+# never written: what the fuzzer finds goes to target/fuzz-corpus/<target>/,
+# crashes to fuzz/artifacts/<target>/.
+#
+#   bash scripts/fuzz.sh                       # every target, 10 minutes each
+#   bash scripts/fuzz.sh 60 socks5_handshake   # one target for 60 s
+#   FUZZ_JOBS=2 bash scripts/fuzz.sh 600       # two processes per target
+#
+# Needs: rustup toolchain install nightly; cargo install cargo-fuzz.
+# `cargo test -p satellite-fuzz-checks` replays the seeds on stable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-600}"
+shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
+fi
+jobs="${FUZZ_JOBS:-1}"
+work="${FUZZ_WORK:-target/fuzz-corpus}"
+(cd fuzz && cargo +nightly fuzz build)
+for t in "${targets[@]}"; do
+    mkdir -p "$work/$t"
+    echo "== $t: ${seconds}s"
+    (cd fuzz && cargo +nightly fuzz run "$t" "../$work/$t" "corpus/$t" -- \
+        -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
+        -print_final_stats=1 -max_len=4096 2>&1) | tee "$work/$t.log" |
+        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY" || true
+done
