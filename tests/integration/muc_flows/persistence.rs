@@ -35,6 +35,8 @@ async fn set_up_room(alice: &mut Client, bob: &mut Client, r: &str) {
     alice
         .recv_matching(|e| e.get_child("subject", "jabber:client").is_some(), T)
         .await;
+    say(alice, r, "said before").await;
+    hears(alice, &format!("{r}/Alice"), "said before").await;
     for item in [
         "<item affiliation='member' jid='bob@localhost'/>",
         "<item affiliation='outcast' jid='dave@localhost'/>",
@@ -98,6 +100,16 @@ async fn room_survived(alice: &mut Client, bob: &mut Client, carol: &mut Client,
     let subject = carol
         .recv_matching(|e| e.get_child("subject", "jabber:client").is_some(), T)
         .await;
+    // The history (from the archive) came before it.
+    let history = carol.take_received(|e| {
+        e.name() == "message" && e.get_child("delay", "urn:xmpp:delay").is_some()
+    });
+    assert!(
+        history
+            .iter()
+            .any(|m| message_with(m, &format!("{r}/Alice"), "said before")),
+        "{history:?}"
+    );
     assert_eq!(
         subject
             .get_child("subject", "jabber:client")
