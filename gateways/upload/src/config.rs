@@ -34,8 +34,10 @@
 //! cors_origins = ["*"]               # origins web clients may upload from
 //! slot_key_file = "slot.key"         # HMAC key of slot URLs (default: generated in storage_dir)
 //! external_secret_file = "ext.secret"  # enables the mod_http_upload_external back end
-//! tls_cert = "/etc/satellite/upload.crt"  # serve HTTPS directly (with tls_key)
-//! tls_key = "/etc/satellite/upload.key"
+//! tls_cert = "upload.crt"           # serve HTTPS directly (with tls_key); relative paths
+//! tls_key = "upload.key"             # like secret files: $CREDENTIALS_DIRECTORY, then next
+//!                                    # to the config (the unit's service user cannot read
+//!                                    # a root-only key: hand it over with LoadCredential=)
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
@@ -339,8 +341,8 @@ impl Settings {
         .map_err(|(key, m)| at(&key, m))?;
         s.tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: config_dir.join(cert),
-                key: config_dir.join(key),
+                cert: credential_path(config_dir, cert),
+                key: credential_path(config_dir, key),
             }),
             (None, None) => None,
             (Some(_), None) => {
@@ -426,6 +428,21 @@ fn check_public_url(url: &str) -> Result<String, String> {
         url.push('/');
     }
     Ok(url)
+}
+
+/// A file read like a secret file: a relative path is taken from
+/// `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`) when it is there,
+/// else from the config file's directory.
+fn credential_path(config_dir: &Path, path: PathBuf) -> PathBuf {
+    if path.is_relative()
+        && let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")
+    {
+        let candidate = PathBuf::from(dir).join(&path);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    config_dir.join(path)
 }
 
 #[cfg(test)]
