@@ -18,14 +18,18 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
 fi
-jobs="${FUZZ_JOBS:-1}"
+jobs=()
+if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then
+    # libFuzzer then logs each job to fuzz-<n>.log in fuzz/.
+    jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+fi
 work="${FUZZ_WORK:-target/fuzz-corpus}"
 (cd fuzz && cargo +nightly fuzz build)
 for t in "${targets[@]}"; do
     mkdir -p "$work/$t"
     echo "== $t: ${seconds}s"
     (cd fuzz && cargo +nightly fuzz run "$t" "../$work/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" -jobs="$jobs" -workers="$jobs" \
+        -max_total_time="$seconds" "${jobs[@]}" \
         -print_final_stats=1 -max_len=4096 2>&1) | tee "$work/$t.log" |
         grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY" || true
 done
