@@ -166,6 +166,7 @@ struct RawComponent {
     admins: Vec<String>,
     queue_limit: Option<usize>,
     queue_bytes: Option<usize>,
+    connections: Option<usize>,
     lane_limit: Option<usize>,
     max_lanes: Option<usize>,
     ping_interval: Option<u64>,
@@ -213,6 +214,10 @@ pub struct ComponentConfig {
     /// Bytes of serialized stanzas queued for the link, the same way
     /// (default 16 MiB).
     pub queue_bytes: usize,
+    /// Connections kept to the server for this component (default 1).
+    /// ejabberd balances a component's traffic over its connections;
+    /// Prosody allows one (the others are dropped, with one warning).
+    pub connections: usize,
     /// Stanzas waiting per address before new ones are refused with
     /// `resource-constraint` (default 256).
     pub lane_limit: usize,
@@ -251,6 +256,7 @@ impl ComponentConfig {
             admins: Vec::new(),
             queue_limit: 4096,
             queue_bytes: 16 << 20,
+            connections: 1,
             lane_limit: 256,
             max_lanes: 16_384,
             ping_interval: Duration::from_secs(60),
@@ -480,6 +486,7 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
     config.admins = admins;
     config.queue_limit = count("queue_limit", c.queue_limit, 4096)?;
     config.queue_bytes = count("queue_bytes", c.queue_bytes, 16 << 20)?;
+    config.connections = count("connections", c.connections, 1)?;
     config.lane_limit = count("lane_limit", c.lane_limit, 256)?;
     config.max_lanes = count("max_lanes", c.max_lanes, 16_384)?;
     config.ping_interval = secs("ping_interval", c.ping_interval, 60)?;

@@ -30,7 +30,9 @@ pub struct Context {
 
 struct Shared {
     jid: BareJid,
-    outbox: Outbox,
+    /// One per link (`connections`); stanzas to one bare JID always take
+    /// the same one, so they stay in order.
+    outboxes: Box<[Outbox]>,
     pending: Mutex<HashMap<String, Pending>>,
     next_id: AtomicU64,
     id_prefix: String,
@@ -69,6 +71,11 @@ pub(crate) struct Outbox {
     byte_limit: usize,
     connected: AtomicBool,
     capacity: usize,
+    /// The server refused this link (it allows one connection per
+    /// component): no longer chosen.
+    retired: AtomicBool,
+    /// Stanzas queued for this link so far.
+    queued: AtomicU64,
 }
 
 /// The queue's bounds.
@@ -83,24 +90,33 @@ impl Context {
     pub(crate) fn new(
         jid: BareJid,
         limits: QueueLimits,
+        links: usize,
         request_timeout: Duration,
         shutdown: CancellationToken,
-    ) -> (Self, mpsc::Receiver<Chunk>) {
+    ) -> (Self, Vec<mpsc::Receiver<Chunk>>) {
         let capacity = limits.stanzas.max(1);
         // A semaphore holds at most usize::MAX >> 3 permits, and a chunk
         // takes at most u32::MAX of them at once.
         let byte_limit = limits.bytes.clamp(1, u32::MAX as usize);
-        let (tx, rx) = mpsc::channel(capacity);
-        let metrics = ComponentMetrics::new(jid.as_str());
-        let shared = Shared {
-            jid,
-            outbox: Outbox {
+        let mut outboxes = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..links.max(1) {
+            let (tx, rx) = mpsc::channel(capacity);
+            outboxes.push(Outbox {
                 tx,
                 bytes: Arc::new(Semaphore::new(byte_limit)),
                 byte_limit,
                 connected: AtomicBool::new(false),
                 capacity,
-            },
+                retired: AtomicBool::new(false),
+                queued: AtomicU64::new(0),
+            });
+            receivers.push(rx);
+        }
+        let metrics = ComponentMetrics::new(jid.as_str());
+        let shared = Shared {
+            jid,
+            outboxes: outboxes.into_boxed_slice(),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             id_prefix: format!("sat{:08x}", rand::random::<u32>()),
@@ -115,7 +131,7 @@ impl Context {
             Self {
                 shared: Arc::new(shared),
             },
-            rx,
+            receivers,
         )
     }
 
@@ -133,9 +149,11 @@ impl Context {
     /// `queue_limit` and `queue_bytes`) and delivered after the reconnect,
     /// and past that bound this returns [`SendError::QueueFull`].
     pub async fn send(&self, stanza: impl Into<Element>) -> Result<(), SendError> {
+        let el = stanza.into();
+        let link = self.link_for(el.attr("to"));
         let mut bytes = Vec::with_capacity(256);
-        self.serialize(stanza.into(), &mut bytes);
-        self.enqueue(bytes, 1).await
+        self.serialize(el, &mut bytes);
+        self.enqueue(link, bytes, 1).await
     }
 
     /// Queues many stanzas as one batch: serialized here, written by the
@@ -148,16 +166,53 @@ impl Context {
         I: IntoIterator,
         I::Item: Into<Element>,
     {
-        let mut bytes = Vec::new();
-        let mut count = 0;
+        let links = self.shared.outboxes.len();
+        if links == 1 {
+            let mut bytes = Vec::new();
+            let mut count = 0;
+            for stanza in stanzas {
+                self.serialize(stanza.into(), &mut bytes);
+                count += 1;
+            }
+            if count == 0 {
+                return Ok(());
+            }
+            return self.enqueue(0, bytes, count).await;
+        }
+        // Several links: one batch per link, each recipient on its own.
+        let mut batches: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); links];
         for stanza in stanzas {
-            self.serialize(stanza.into(), &mut bytes);
-            count += 1;
+            let el = stanza.into();
+            let batch = &mut batches[self.link_for(el.attr("to"))];
+            self.serialize(el, &mut batch.0);
+            batch.1 += 1;
         }
-        if count == 0 {
-            return Ok(());
+        for (link, (bytes, count)) in batches.into_iter().enumerate() {
+            if count > 0 {
+                self.enqueue(link, bytes, count).await?;
+            }
         }
-        self.enqueue(bytes, count).await
+        Ok(())
+    }
+
+    /// The link a stanza to `to` goes out on: with several, chosen by its
+    /// bare JID among the links the server did not refuse, so that the
+    /// stanzas to one address keep their order.
+    fn link_for(&self, to: Option<&str>) -> usize {
+        let outboxes = &self.shared.outboxes;
+        if outboxes.len() == 1 {
+            return 0;
+        }
+        let open: Vec<usize> = (0..outboxes.len())
+            .filter(|&i| !outboxes[i].retired.load(Ordering::Acquire))
+            .collect();
+        if open.len() <= 1 {
+            return open.first().copied().unwrap_or(0);
+        }
+        let bare = to.map_or("", |t| t.split_once('/').map_or(t, |(bare, _)| bare));
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&bare.to_ascii_lowercase(), &mut hasher);
+        open[(std::hash::Hasher::finish(&hasher) % open.len() as u64) as usize]
     }
 
     fn serialize(&self, mut el: Element, out: &mut Vec<u8>) {
@@ -173,8 +228,9 @@ impl Context {
         }
     }
 
-    async fn enqueue(&self, bytes: Vec<u8>, stanzas: usize) -> Result<(), SendError> {
-        let outbox = &self.shared.outbox;
+    async fn enqueue(&self, link: usize, bytes: Vec<u8>, stanzas: usize) -> Result<(), SendError> {
+        let outbox = &self.shared.outboxes[link];
+        outbox.queued.fetch_add(stanzas as u64, Ordering::Relaxed);
         // A batch larger than the whole budget still goes, alone.
         let need = bytes.len().clamp(1, outbox.byte_limit) as u32;
         let full = || {
@@ -292,7 +348,10 @@ impl Context {
 
     /// Whether the link to the server is up right now.
     pub fn is_connected(&self) -> bool {
-        self.shared.outbox.connected.load(Ordering::Acquire)
+        self.shared
+            .outboxes
+            .iter()
+            .any(|o| o.connected.load(Ordering::Acquire))
     }
 
     /// A fresh stanza id, unique within this process run.
@@ -318,9 +377,57 @@ impl Context {
         &self.shared.tracker
     }
 
-    pub(crate) fn set_connected(&self, up: bool) {
-        self.shared.privileges.reset(up);
-        self.shared.outbox.connected.store(up, Ordering::Release);
+    /// Stops choosing a link the server refused, and passes what was
+    /// queued for it to the first link.
+    pub(crate) async fn retire(
+        &self,
+        link: usize,
+        mut queue: mpsc::Receiver<Chunk>,
+        carry: Vec<Chunk>,
+    ) {
+        let outboxes = &self.shared.outboxes;
+        if link == 0 || link >= outboxes.len() {
+            return;
+        }
+        outboxes[link].retired.store(true, Ordering::Release);
+        queue.close();
+        let first = &outboxes[0].tx;
+        for chunk in carry {
+            let _ = first.send(chunk).await;
+        }
+        while let Some(chunk) = queue.recv().await {
+            let _ = first.send(chunk).await;
+        }
+    }
+
+    /// How many stanzas were sent (queued) on each of the component's
+    /// connections (`connections` in the config), in link order: with
+    /// several, each address's stanzas keep to one link.
+    pub fn sent_per_link(&self) -> Vec<u64> {
+        self.shared
+            .outboxes
+            .iter()
+            .map(|o| o.queued.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Whether link `link` is up.
+    pub(crate) fn link_connected(&self, link: usize) -> bool {
+        self.shared
+            .outboxes
+            .get(link)
+            .is_some_and(|o| o.connected.load(Ordering::Acquire))
+    }
+
+    /// Marks a link up or down. Privileges (XEP-0356) are the first
+    /// link's: granted and forgotten with it.
+    pub(crate) fn set_connected(&self, link: usize, up: bool) {
+        if link == 0 {
+            self.shared.privileges.reset(up);
+        }
+        if let Some(outbox) = self.shared.outboxes.get(link) {
+            outbox.connected.store(up, Ordering::Release);
+        }
     }
 
     pub(crate) fn grant_privileges(&self, privileges: Privileges) {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use xmpp_parsers::iq::Iq;
@@ -89,9 +89,10 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
         stanzas: config.queue_limit,
         bytes: config.queue_bytes,
     };
-    let (cx, outbox) = Context::new(
+    let (cx, outboxes) = Context::new(
         config.jid.clone(),
         limits,
+        config.connections,
         config.request_timeout,
         shutdown.clone(),
     );
@@ -102,16 +103,7 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
         config.max_lanes,
     );
     let _registration = crate::registry::register(&config.server, config.jid.as_str(), &dispatcher);
-    let mut backoff = Backoff::new(BACKOFF_BASE, config.reconnect_max);
-    let mut queue = Some(Queue {
-        outbox,
-        carry: Vec::new(),
-    });
     let jid = config.jid.to_string();
-    let server = config.server.clone();
-    // The last reason a connection failed: each distinct one is logged
-    // once, not at every retry.
-    let mut last_cause: Option<String> = None;
     if let Err(error) = start_plugins(&cx, &router).await {
         tracing::error!(%jid, %error, "cannot start");
         wait_for_tasks(&cx, &config).await;
@@ -120,8 +112,101 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
         });
         return;
     }
+    let config = Arc::new(config);
+    let shared = LinkShared {
+        cx: cx.clone(),
+        dispatcher: Arc::clone(&dispatcher),
+        router: Arc::clone(&router),
+        config: Arc::clone(&config),
+        shutdown: shutdown.clone(),
+    };
+    let mut outboxes = outboxes.into_iter();
+    let first = outboxes.next().map(|outbox| Queue {
+        outbox,
+        carry: Vec::new(),
+    });
+    // Further links (`connections`): each its own loop; the first reports
+    // the component's status.
+    let mut others = Vec::new();
+    for (i, outbox) in outboxes.enumerate() {
+        let shared = shared.clone();
+        let queue = Queue {
+            outbox,
+            carry: Vec::new(),
+        };
+        others.push(tokio::spawn(async move {
+            link_loop(i + 1, &shared, queue, None).await;
+        }));
+    }
+    if let Some(queue) = first {
+        link_loop(0, &shared, queue, Some(&status)).await;
+    }
+    for other in others {
+        let _ = other.await;
+    }
+    // Stopped while disconnected (or the link broke while stopping): let
+    // running handlers finish anyway.
+    if dispatcher.close() {
+        run_shutdown_hooks(&cx, &router);
+    }
+    wait_for_tasks(&cx, &config).await;
+    status.send_replace(LinkStatus::Stopped);
+}
+
+/// What the links of one component share.
+#[derive(Clone)]
+struct LinkShared {
+    cx: Context,
+    dispatcher: Arc<Dispatcher>,
+    router: Arc<Router>,
+    config: Arc<crate::config::ComponentConfig>,
+    shutdown: CancellationToken,
+}
+
+/// One link's life: connect, pump, reconnect, until the component stops
+/// (or, for a further link, until the server refuses it as a second
+/// connection).
+async fn link_loop(
+    index: usize,
+    shared: &LinkShared,
+    queue: Queue,
+    status: Option<&watch::Sender<LinkStatus>>,
+) {
+    let LinkShared {
+        cx,
+        dispatcher,
+        router,
+        config,
+        shutdown,
+    } = shared;
+    let config: &crate::config::ComponentConfig = config;
+    let report = |s: LinkStatus| {
+        if let Some(status) = status {
+            status.send_replace(s);
+        }
+    };
+    let mut queue = Some(queue);
+    let mut backoff = Backoff::new(BACKOFF_BASE, config.reconnect_max);
+    let jid = config.jid.to_string();
+    let server = config.server.clone();
+    // The last reason a connection failed: each distinct one is logged
+    // once, not at every retry.
+    let mut last_cause: Option<String> = None;
+    if index > 0 {
+        // Further links connect once the first is up, so that a server
+        // allowing one connection refuses one of them, not the first.
+        loop {
+            if cx.link_connected(0) {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
     loop {
-        status.send_replace(LinkStatus::Connecting);
+        report(LinkStatus::Connecting);
         let attempt = XmlLink::connect(
             &server,
             &jid,
@@ -137,31 +222,32 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
             Ok(link) => {
                 tracing::info!(%jid, %server, "connected");
                 last_cause = None;
-                cx.set_connected(true);
+                cx.set_connected(index, true);
                 cx.metrics().link_up(true);
-                status.send_replace(LinkStatus::Connected);
-                announce_connected(&cx, &router);
+                report(LinkStatus::Connected);
+                announce_connected(cx, router);
                 let since = Instant::now();
                 let (reader, writer) = link.split();
                 let session = Session {
                     reader,
                     writer,
-                    cx: &cx,
-                    dispatcher: &dispatcher,
-                    router: &router,
+                    cx,
+                    dispatcher,
+                    router,
                     queue: queue
                         .take()
                         .expect("the queue is back after every connection"),
-                    config: &config,
+                    config,
                 };
                 let (end, back) = session.pump(&shutdown).await;
                 queue = Some(back);
-                cx.set_connected(false);
-                cx.metrics().link_up(false);
+                cx.set_connected(index, false);
+                if !cx.is_connected() {
+                    cx.metrics().link_up(false);
+                }
                 match end {
                     End::Stopped => {
                         tracing::info!(%jid, "stopped");
-                        status.send_replace(LinkStatus::Stopped);
                         return;
                     }
                     End::Lost(reason) => {
@@ -180,6 +266,19 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
                         (reason, retry)
                     }
                 }
+            }
+            Err(HandshakeError::Refused(reason))
+                if index > 0 && reason.starts_with("conflict") && cx.is_connected() =>
+            {
+                tracing::warn!(
+                    %jid, %server, %reason,
+                    "the server allows one connection for `{jid}` (Prosody does): keeping one, not {}",
+                    config.connections
+                );
+                if let Some(Queue { outbox, carry }) = queue.take() {
+                    cx.retire(index, outbox, carry).await;
+                }
+                return;
             }
             Err(HandshakeError::Refused(reason)) => {
                 if last_cause.as_deref() != Some(reason.as_str()) {
@@ -205,19 +304,12 @@ pub(crate) async fn run(component: Component, shutdown: CancellationToken) {
             Retry::Backoff => backoff.next_delay(),
         };
         tracing::debug!(%jid, retry_in = ?delay, "reconnecting later");
-        status.send_replace(LinkStatus::Disconnected { error });
+        report(LinkStatus::Disconnected { error });
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = sleep(delay) => {}
         }
     }
-    // Stopped while disconnected (or the link broke while stopping): let
-    // running handlers finish anyway.
-    if dispatcher.close() {
-        run_shutdown_hooks(&cx, &router);
-    }
-    wait_for_tasks(&cx, &config).await;
-    status.send_replace(LinkStatus::Stopped);
 }
 
 /// Lets tracked tasks (handlers, plugins' servers) finish, within the

@@ -42,6 +42,7 @@ fn context() -> Context {
     Context::new(
         jid,
         limits,
+        1,
         Duration::from_secs(5),
         CancellationToken::new(),
     )
