@@ -118,3 +118,25 @@ async fn others_see_joins_and_leaves_and_messages() {
         .await;
     assert_eq!(item(&gone).and_then(|i| i.attr("role")), Some("none"));
 }
+
+#[tokio::test]
+async fn service_settings_restrict_creation_and_room_size() {
+    // Prosody's `admins` are the MUC's admins in these tests' config.
+    let svc = Service::start(
+        &["admin", "bob", "carol"],
+        "create = \"admins\"\nmax_occupants = 2",
+    )
+    .await;
+    let mut bob = svc.client("bob").await;
+    let mut admin = svc.client("admin").await;
+    let mut carol = svc.client("carol").await;
+    let r = room("staff");
+    assert_eq!(join_refused(&mut bob, &r, "Bob", "").await, "not-allowed");
+    create(&mut admin, &r, "Admin", &[]).await;
+    join(&mut bob, &r, "Bob").await;
+    // max_occupants caps every room, whatever its own maxusers.
+    assert_eq!(
+        join_refused(&mut carol, &r, "Carol", "").await,
+        "service-unavailable"
+    );
+}

@@ -131,7 +131,28 @@ async fn persistent_rooms_survive_a_graceful_restart() {
     let r = room("kept");
     set_up_room(&mut alice, &mut bob, &r).await;
     leave(&mut alice, &r, "Alice").await;
+    // A destroyed persistent room stays destroyed.
+    let doomed = room("doomed");
+    create(&mut alice, &doomed, "Alice", &[("persistentroom", "1")]).await;
+    let reply = alice
+        .iq(&format!(
+            "<iq type='set' id='{}' to='{doomed}'><query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>",
+            id()
+        ))
+        .await;
+    assert_eq!(reply.attr("type"), Some("result"), "{reply:?}");
     svc.restart().await;
+    let info = bob
+        .iq(&format!(
+            "<iq type='get' id='{}' to='{doomed}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+            id()
+        ))
+        .await;
+    assert_eq!(
+        condition(&info).as_deref(),
+        Some("item-not-found"),
+        "{info:?}"
+    );
     let mut carol = svc.client("carol").await;
     room_survived(&mut alice, &mut bob, &mut carol, &r).await;
     assert!(svc.dir.path().join("muc.sqlite").exists());
