@@ -619,15 +619,17 @@ async fn a_component_that_cannot_start_on_reload_is_left_out_and_the_rest_runs_o
 #[tokio::test]
 async fn ready_and_status_say_which_component_the_server_refuses() {
     // The server does not declare echo2: satellite still gets READY=1 (no
-    // start timeout, no restart loop), says why in STATUS=, and retries.
+    // start timeout, no restart loop), says why in STATUS=, and retries;
+    // its satellite_link_up is there, at 0, to alert on.
     let prosody = Prosody::start(&[(ECHO, SECRET)], &[("alice", "alice-pw")], "").await;
     let dir = temp_dir();
     std::fs::write(dir.path().join("echo.secret"), SECRET).expect("secret");
     let config = dir.path().join("satellite.toml");
+    let metrics_port = crate::support::free_port();
     std::fs::write(
         &config,
         format!(
-            "{}{}",
+            "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n{}{}",
             component(ECHO, prosody.component_port, "echo.secret"),
             component(ECHO2, prosody.component_port, "echo.secret")
         ),
@@ -648,6 +650,17 @@ async fn ready_and_status_say_which_component_the_server_refuses() {
     );
     let mut alice = Client::connect(prosody.c2s_port, "alice@localhost", "alice-pw").await;
     wait_answering(&mut alice, ECHO, &daemon).await;
+    let scraped = http_get(metrics_port, "/metrics").await;
+    for (jid, up) in [(ECHO, 1), (ECHO2, 0)] {
+        let series = format!("satellite_link_up{{component=\"{jid}\"}} {up}");
+        assert!(scraped.contains(&series), "no `{series}` in:\n{scraped}");
+    }
+    assert!(
+        !scraped.contains(&format!(
+            "satellite_connects_total{{component=\"{ECHO2}\"}} 1"
+        )),
+        "{scraped}"
+    );
     daemon.stop().await;
     drop(prosody);
 }
