@@ -239,7 +239,7 @@ async fn link_loop(
                         .expect("the queue is back after every connection"),
                     config,
                 };
-                let (end, back) = session.pump(&shutdown).await;
+                let (end, back) = session.pump(shutdown).await;
                 queue = Some(back);
                 cx.set_connected(index, false);
                 if !cx.is_connected() {
