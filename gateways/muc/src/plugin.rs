@@ -25,6 +25,7 @@ use crate::store::MucStore;
 use crate::store::sqlite::SqliteStore;
 
 mod archive;
+mod outbox;
 
 /// Rooms kept in the store are listed at most this many per disco#items.
 const LIST_LIMIT: usize = 10_000;
@@ -36,6 +37,8 @@ pub struct Muc {
     settings: Settings,
     store: OnceLock<Arc<dyn MucStore>>,
     rooms: Mutex<HashMap<BareJid, Arc<Mutex<Live>>>>,
+    /// What rooms said, waiting for its commit before it is sent.
+    outboxes: outbox::Outboxes,
 }
 
 /// A room in memory.
@@ -55,6 +58,7 @@ impl Muc {
             settings,
             store: OnceLock::new(),
             rooms: Mutex::new(HashMap::new()),
+            outboxes: outbox::Outboxes::default(),
         }
     }
 
@@ -197,7 +201,17 @@ impl Muc {
     /// Commits what an outcome stores, then sends what it says. A failed
     /// commit sends nothing of it (nothing is announced that is not
     /// stored) and answers the stanza with `internal-server-error`.
+    /// Through the room's outbox: the order is kept, the lane does not
+    /// wait for the disk.
     async fn carry_out(&self, cx: &Context, stanza: &Element, mut outcome: Outcome) {
+        let room = stanza
+            .attr("to")
+            .and_then(|to| Jid::new(to).ok())
+            .and_then(|to| service::room_jid(&self.env(), &to).ok());
+        if let Some(room) = room {
+            self.queue_outcome(cx, &room, stanza, outcome).await;
+            return;
+        }
         if let Err(e) = self.commit(&mut outcome).await {
             tracing::error!(error = %e, "cannot store a room change; nothing of it was sent");
             let by = stanza.attr("to").unwrap_or(self.jid.as_str());
@@ -457,6 +471,9 @@ impl Plugin for MucPlugin {
             Ok(jid) => jid,
             Err(_) => return into_iq_result(service::absent_room_iq(&env, &iq)),
         };
+        // What the room said before is sent before this IQ's answer (and
+        // archived before a MAM query reads).
+        self.0.outboxes.flush(cx, &jid).await;
         let live = self.0.rooms().contains_key(&jid);
         let exists = live
             || match self.0.wake(&env, &jid).await {
@@ -560,6 +577,7 @@ impl Muc {
         let room = jid.clone();
         let lane_cx = cx.clone();
         cx.on_lane(jid, async move {
+            this.outboxes.flush(&lane_cx, &room).await;
             let env = this.env();
             let found = this.rooms().get(&room).cloned();
             let live = match found {
