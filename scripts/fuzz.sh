@@ -24,12 +24,15 @@ if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then
     jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
 fi
 work="${FUZZ_WORK:-target/fuzz-corpus}"
+# Built once; the binaries are run directly (`cargo fuzz run` would rebuild
+# before every target whenever a source file changed meanwhile).
 (cd fuzz && cargo +nightly fuzz build)
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 for t in "${targets[@]}"; do
-    mkdir -p "$work/$t"
+    mkdir -p "$work/$t" "fuzz/artifacts/$t"
     echo "== $t: ${seconds}s"
-    (cd fuzz && cargo +nightly fuzz run "$t" "../$work/$t" "corpus/$t" -- \
-        -max_total_time="$seconds" "${jobs[@]}" \
-        -print_final_stats=1 -max_len=4096 2>&1) | tee "$work/$t.log" |
-        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)|panicked|ERROR|SUMMARY" || true
+    "fuzz/target/$host/release/$t" -artifact_prefix="fuzz/artifacts/$t/" \
+        -max_total_time="$seconds" "${jobs[@]}" -print_final_stats=1 -max_len=4096 \
+        "$work/$t" "fuzz/corpus/$t" 2>&1 | tee "$work/$t.log" |
+        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|panicked|ERROR|SUMMARY" || true
 done
