@@ -1,7 +1,8 @@
 //! The MUC archive (XEP-0313 on rooms) against a real Prosody with the
 //! project's c2s client: 10 000 messages paged through both ways with RSM
 //! and with before-id/after-id (nothing missing, duplicated or out of
-//! order; the ids those seen live), time filters, the form and metadata
+//! order; the ids those seen live), time filters (a chat state alone is
+//! not archived), the form and metadata
 //! queries, refusals for outsiders, history and archive after a restart,
 //! `kill -9` of the `satellite` binary in the middle of a blast (every
 //! message an occupant received is archived), XEP-0410 self-ping and the
@@ -430,6 +431,18 @@ async fn time_filters_form_metadata_and_disco() {
     let b = say(&mut alice, &r, "t2", "second").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let c = say(&mut alice, &r, "t3", "third").await;
+    // A chat state alone is reflected, not archived.
+    alice
+        .send(&xml(&format!(
+            "<message xmlns='{NS_CLIENT}' to='{r}' type='groupchat' id='cs1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>"
+        )))
+        .await
+        .expect("send");
+    let state = next(&mut alice, "chat state", |e| e.attr("id") == Some("cs1")).await;
+    assert!(
+        stanza_id(&state, &r).is_none(),
+        "no archive id for a chat state"
+    );
     let (all, _) = mam(&mut alice, &r, "", "", "").await.expect("all");
     assert_eq!(
         all.iter().map(|x| x.0.clone()).collect::<Vec<_>>(),
