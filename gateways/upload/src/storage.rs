@@ -88,7 +88,7 @@ impl FsStorage {
         Ok(Self {
             files,
             partial,
-            read_chunk: 512 * 1024,
+            read_chunk: 1024 * 1024,
             fsync,
         })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::{Body, BodyDataStream};
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 
 /// Bodies up to this size are read and dropped after a refusal, so that
 /// the connection can carry the client's next request.
@@ -51,7 +51,11 @@ impl Incoming {
         if self.done {
             return Ok(None);
         }
-        let next = tokio::time::timeout(self.idle, self.stream.next()).await;
+        // A chunk already there needs no timer.
+        let next = match self.stream.next().now_or_never() {
+            Some(ready) => Ok(ready),
+            None => tokio::time::timeout(self.idle, self.stream.next()).await,
+        };
         self.broken = matches!(next, Err(_) | Ok(Some(Err(_))));
         match next {
             Err(_) => Err(STALLED),

@@ -10,8 +10,16 @@
 //! - satellite's peak RSS (VmHWM) over a `--big-mb` (1024 MiB) upload and
 //!   download, run first on a fresh process.
 //!
+//! - the curl phase (`--curl-mb`, default 512 MiB, `--curl-runs` 5): the
+//!   same file PUT and GET with curl against ejabberd's mod_http_upload,
+//!   nginx serving satellite's stored copy with sendfile, and satellite;
+//!   min/median/max and CPU seconds per GB (see `curl`).
+//!
 //! Run it with `bash scripts/bench-upload.sh`. A benchmark, not a test: it
 //! fails only when something does not work.
+
+#[path = "upload-bench/curl.rs"]
+mod curl;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +34,7 @@ use xmpp_parsers::minidom::Element;
 const USAGE: &str = "\
 usage: upload-bench [--satellite PATH] [--mb N] [--files N] [--file-kb N] [--big-mb N]
                     [--no-prosody-large] [--settings TEXT]
+                    [--curl-mb N] [--curl-runs N] [--only-curl]
 
   --satellite PATH     the satellite binary (default target/release/satellite)
   --mb N               size of the large file, MiB (default 100)
@@ -34,6 +43,9 @@ usage: upload-bench [--satellite PATH] [--mb N] [--files N] [--file-kb N] [--big
   --big-mb N           satellite's RSS run, MiB (default 1024; 0 skips it)
   --no-prosody-large   skip Prosody's large-file phase (slow: minutes)
   --settings TEXT      extra [component.settings] lines for satellite, `;`-separated
+  --curl-mb N          the curl phase's file, MiB (default 512; 0 skips the phase)
+  --curl-runs N        curl transfers per server and direction (default 5)
+  --only-curl          run the curl phase only
 ";
 
 const NS: &str = "urn:xmpp:http:upload:0";
@@ -53,6 +65,9 @@ struct Options {
     big_mb: u64,
     prosody_large: bool,
     settings: String,
+    curl_mb: u64,
+    curl_runs: usize,
+    only_curl: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -64,6 +79,9 @@ fn parse_args() -> Result<Options, String> {
         big_mb: 1024,
         prosody_large: true,
         settings: String::new(),
+        curl_mb: 512,
+        curl_runs: 5,
+        only_curl: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -81,6 +99,9 @@ fn parse_args() -> Result<Options, String> {
             "--file-kb" => o.file_kb = number("--file-kb")?.max(1) as usize,
             "--big-mb" => o.big_mb = number("--big-mb")?,
             "--no-prosody-large" => o.prosody_large = false,
+            "--curl-mb" => o.curl_mb = number("--curl-mb")?,
+            "--curl-runs" => o.curl_runs = number("--curl-runs")?.max(1) as usize,
+            "--only-curl" => o.only_curl = true,
             "--settings" => {
                 o.settings = args
                     .next()
@@ -247,7 +268,7 @@ async fn bench(o: Options) -> Result<(), String> {
             o.satellite.display()
         )
     })?;
-    let big = (o.mb.max(o.big_mb) + 16) * MIB;
+    let big = (o.mb.max(o.big_mb).max(o.curl_mb) + 16) * MIB;
     let share = format!(
         "Component \"{PROSODY_SHARE}\" \"http_file_share\"\n\
          \thttp_file_share_size_limit = {big}\n\
@@ -316,6 +337,10 @@ async fn bench(o: Options) -> Result<(), String> {
         std::thread::available_parallelism().map_or(0, usize::from),
         satellite.pid
     );
+
+    if o.only_curl {
+        return curl_phase(&o, &mut client, satellite, dir.path()).await;
+    }
 
     // Satellite's memory over a large upload and download, on a fresh process.
     let mut rss = None;
@@ -388,7 +413,31 @@ async fn bench(o: Options) -> Result<(), String> {
             kib as f64 / 1024.0
         );
     }
-    client.close().await;
+    curl_phase(&o, &mut client, satellite, dir.path()).await
+}
+
+/// The curl phase (unless `--curl-mb 0`), then satellite's stop.
+async fn curl_phase(
+    o: &Options,
+    client: &mut C2sClient,
+    mut satellite: Proc,
+    work: &std::path::Path,
+) -> Result<(), String> {
+    if o.curl_mb > 0 {
+        curl::run(
+            curl::Satellite {
+                client,
+                jid: SATELLITE,
+                pid: satellite.pid,
+                files: work.join("files").join("files"),
+            },
+            work,
+            o.curl_mb,
+            o.curl_runs,
+        )
+        .await?;
+        satellite.check_running()?;
+    }
     let status = satellite.terminate().await?;
     if !status.success() {
         return Err(format!("satellite exited with {status} after SIGTERM"));
