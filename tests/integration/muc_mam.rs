@@ -6,7 +6,7 @@
 //! queries, refusals for outsiders, history and archive after a restart,
 //! `kill -9` of the `satellite` binary in the middle of a blast (every
 //! message an occupant received is archived), XEP-0410 self-ping and the
-//! room's disco features.
+//! room's disco features, retention (`archive_expires_after`).
 //!
 //! Run with `cargo test --test integration muc_mam`.
 
@@ -903,4 +903,28 @@ async fn kill_9_in_a_blast_loses_nothing_an_occupant_received() {
 
 fn r_of() -> String {
     room("blast")
+}
+
+#[tokio::test]
+async fn retention_deletes_what_is_older_than_archive_expires_after() {
+    let svc = Service::start(&["alice"], "archive_expires_after = 1\n").await;
+    let r = room("fleeting");
+    let mut alice = svc.user("alice").await;
+    join(&mut alice, &r, "Alice").await;
+    say(&mut alice, &r, "e1", "soon gone").await;
+    let (page, _) = mam(&mut alice, &r, "", "", "").await.expect("archive");
+    assert_eq!(page.len(), 1);
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (page, _) = mam(&mut alice, &r, "", "", "").await.expect("archive");
+        if page.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still archived after {T:?}"
+        );
+    }
+    alice.close().await;
 }
