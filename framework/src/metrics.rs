@@ -2,7 +2,8 @@
 //!
 //! The framework records through the [`metrics`](https://docs.rs/metrics)
 //! facade, so a gateway records its own figures the same way
-//! (`metrics::counter!("upload_bytes_total").increment(n)`), and
+//! (`metrics::counter!("satellite_mygateway_posts_total", "component" => jid).increment(1)`;
+//! one scheme for every series: `satellite_<service>_…`), and
 //! `[metrics] listen = "127.0.0.1:9100"` serves them all on `/metrics`.
 //!
 //! The framework's own series, labelled `component="<jid>"`:

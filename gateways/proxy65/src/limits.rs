@@ -259,9 +259,9 @@ impl Rejection {
 /// Counters of one proxy: kept here for the `stats` command, and
 /// recorded through the `metrics` facade, which the framework serves to
 /// Prometheus when `[metrics] listen` is set. Series (label
-/// `component="<jid>"`): `proxy65_connections_total`,
-/// `proxy65_activations_total`, `proxy65_sessions_active`,
-/// `proxy65_bytes_total`, `proxy65_rejections_total` (label `reason`, see
+/// `component="<jid>"`): `satellite_proxy65_connections_total`,
+/// `satellite_proxy65_activations_total`, `satellite_proxy65_sessions_active`,
+/// `satellite_proxy65_bytes_total`, `satellite_proxy65_rejections_total` (label `reason`, see
 /// [`Rejection::as_str`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -285,30 +285,30 @@ impl Metrics {
     /// A SOCKS5 connection was accepted.
     pub fn connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("proxy65_connections_total", "component" => self.component.clone())
+        metrics::counter!("satellite_proxy65_connections_total", "component" => self.component.clone())
             .increment(1);
     }
 
     /// A bytestream was activated.
     pub fn activated(&self) {
         self.activations.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("proxy65_activations_total", "component" => self.component.clone())
+        metrics::counter!("satellite_proxy65_activations_total", "component" => self.component.clone())
             .increment(1);
-        metrics::gauge!("proxy65_sessions_active", "component" => self.component.clone())
+        metrics::gauge!("satellite_proxy65_sessions_active", "component" => self.component.clone())
             .increment(1.0);
     }
 
     /// An activated bytestream ended.
     pub fn finished(&self) {
         self.finished.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("proxy65_sessions_active", "component" => self.component.clone())
+        metrics::gauge!("satellite_proxy65_sessions_active", "component" => self.component.clone())
             .decrement(1.0);
     }
 
     /// `n` bytes were relayed.
     pub fn bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("proxy65_bytes_total", "component" => self.component.clone())
+        metrics::counter!("satellite_proxy65_bytes_total", "component" => self.component.clone())
             .increment(n);
     }
 
@@ -316,7 +316,7 @@ impl Metrics {
     pub fn reject(&self, why: Rejection) {
         self.rejections[why as usize].fetch_add(1, Ordering::Relaxed);
         metrics::counter!(
-            "proxy65_rejections_total",
+            "satellite_proxy65_rejections_total",
             "component" => self.component.clone(),
             "reason" => why.as_str()
         )
