@@ -164,10 +164,16 @@ pub fn prosody(configs: &[Config]) -> Snippet {
         "component_interfaces = {{ {} }}\n",
         interfaces.join(", ")
     );
-    for c in components {
+    for c in &components {
         let _ = writeln!(out, "Component {}", lua(c.jid.as_str()));
-        let _ = writeln!(out, "    component_secret = {}\n", lua(c.secret.expose()));
+        let _ = writeln!(out, "    component_secret = {}", lua(c.secret.expose()));
+        if is_announce(c) {
+            // mod_privilege on the component tells it what the host grants.
+            let _ = writeln!(out, "    modules_enabled = {{ \"privilege\" }}");
+        }
+        out.push('\n');
     }
+    out.push_str(&prosody_privileges(&components));
     Snippet {
         text: out,
         warnings,
@@ -259,11 +265,74 @@ pub fn ejabberd(configs: &[Config]) -> Snippet {
             );
         }
     }
+    if configs
+        .iter()
+        .flat_map(|c| c.components.iter())
+        .any(is_announce)
+    {
+        out.push_str(EJABBERD_PRIVILEGES);
+    }
     Snippet {
         text: out,
         warnings,
     }
 }
+
+/// Whether a component is the announce service (which needs XEP-0356
+/// privileges from the server).
+fn is_announce(c: &ComponentConfig) -> bool {
+    c.service.as_deref() == Some("announce")
+}
+
+/// The VirtualHost lines that grant announce components their privileges
+/// (prosody-modules' mod_privilege), by host.
+fn prosody_privileges(components: &[&ComponentConfig]) -> String {
+    let mut by_host: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for c in components.iter().filter(|c| is_announce(c)) {
+        let host = satellite::privilege::server_domain(&c.jid)
+            .map_or_else(|| "example.org".to_owned(), |d| d.to_string());
+        by_host.entry(host).or_default().push(c.jid.as_str());
+    }
+    let mut out = String::new();
+    for (host, jids) in by_host {
+        let _ = writeln!(
+            out,
+            "-- The announce service needs XEP-0356 privileges (prosody-modules' mod_privilege):"
+        );
+        let _ = writeln!(out, "VirtualHost {}", lua(&host));
+        let _ = writeln!(
+            out,
+            "    -- add to the host's modules (\"offline\" keeps announcements to /all for offline users)"
+        );
+        let _ = writeln!(
+            out,
+            "    modules_enabled = {{ \"privilege\", \"offline\" }}"
+        );
+        let _ = writeln!(out, "    privileged_entities = {{");
+        for jid in jids {
+            let _ = writeln!(
+                out,
+                "        [{}] = {{ roster = \"get\"; message = \"outgoing\"; presence = \"roster\" }};",
+                lua(jid)
+            );
+        }
+        let _ = writeln!(out, "    }}\n");
+    }
+    out
+}
+
+/// ejabberd.yml lines that grant the announce service its privileges.
+const EJABBERD_PRIVILEGES: &str =
+    "# The announce service needs XEP-0356 privileges; add to `modules:`
+modules:
+  mod_privilege:
+    roster:
+      get: all
+    message:
+      outgoing: all
+    presence:
+      managed_entity: all
+";
 
 #[cfg(test)]
 mod tests {
@@ -272,6 +341,30 @@ mod tests {
     fn config() -> Config {
         let text = "[[component]]\nservice = \"echo\"\njid = \"echo.example.org\"\nserver = \"127.0.0.1:5347\"\nsecret = \"s\\\"ec\\\\ret\"\n";
         Config::parse(std::path::Path::new("/etc/satellite/echo.toml"), text).expect("valid")
+    }
+
+    #[test]
+    fn announce_gets_its_privileges_in_both_snippets() {
+        let config = Config::parse(
+            std::path::Path::new("/etc/satellite/announce.toml"),
+            "[[component]]\nservice = \"announce\"\njid = \"announce.example.org\"\n\
+             server = \"127.0.0.1:5347\"\nsecret = \"s\"\n",
+        )
+        .expect("config");
+        let prosody = prosody(std::slice::from_ref(&config)).text;
+        assert!(prosody.contains("VirtualHost \"example.org\""), "{prosody}");
+        assert!(prosody.contains(
+            "[\"announce.example.org\"] = { roster = \"get\"; message = \"outgoing\"; presence = \"roster\" };"
+        ));
+        assert!(prosody.contains("    modules_enabled = { \"privilege\" }\n"));
+        let ejabberd = ejabberd(&[config]).text;
+        assert!(ejabberd.contains("  mod_privilege:\n"), "{ejabberd}");
+        assert!(ejabberd.contains("      outgoing: all\n"));
+        assert!(
+            !super::prosody(&[super::tests::config()])
+                .text
+                .contains("privilege")
+        );
     }
 
     #[test]
