@@ -61,7 +61,7 @@ impl Shared {
     }
 
     /// Connections from `ip`'s address (see
-    /// [`address_key`](crate::limits::address_key)) not activated yet.
+    /// [`address_key`]) not activated yet.
     pub fn pending_from(&self, ip: IpAddr) -> usize {
         self.addresses.used(&address_key(ip))
     }
