@@ -80,7 +80,11 @@ pub fn sanitise_filename(name: &str) -> Option<String> {
     while !cleaned.is_char_boundary(stem_end) {
         stem_end -= 1;
     }
-    Some(format!("{}{ext}", &cleaned[..stem_end]))
+    // Cut inside a run of spaces, the name could end in white space, or
+    // be `..` followed by spaces.
+    let short = format!("{}{ext}", &cleaned[..stem_end]);
+    let short = short.trim_end();
+    (!short.is_empty() && short != "." && short != "..").then(|| short.to_owned())
 }
 
 pub use payload::{FileTooLarge, Retry};
@@ -254,6 +258,12 @@ mod tests {
             "{short}"
         );
         assert_eq!(sanitise_filename("a\\b"), None);
+        // Found by the filename_sanitise fuzz target: shortened, this was
+        // `..` and 253 spaces.
+        let dots = format!("..{}x", " ".repeat(300));
+        assert_eq!(sanitise_filename(&dots), None);
+        let spaced = format!("{}{}x", "a".repeat(250), " ".repeat(20));
+        assert_eq!(sanitise_filename(&spaced), Some("a".repeat(250)));
     }
 
     #[test]
