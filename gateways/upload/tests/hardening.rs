@@ -66,7 +66,7 @@ async fn start(
 async fn slot(server: &mut MockLink, id: &str, attrs: &str) -> (String, String) {
     let reply = server
         .iq(stanza(&format!(
-            "<iq type='get' id='{id}' from='user@test/r' to='upload.test'><request xmlns='{NS}' {attrs}/></iq>"
+            "<iq type='get' id='{id}' from='user@test/r' to='svc.test'><request xmlns='{NS}' {attrs}/></iq>"
         )))
         .await;
     let slot = reply
@@ -402,7 +402,7 @@ async fn a_slot_without_a_type_takes_only_allowed_types() {
 async fn admin_delete(server: &mut MockLink, get_url: &str) {
     let command = |id: &str, inner: String| {
         stanza(&format!(
-            "<iq type='set' id='{id}' from='boss@test/r' to='upload.test'>{inner}</iq>"
+            "<iq type='set' id='{id}' from='boss@test/r' to='svc.test'>{inner}</iq>"
         ))
     };
     let reply = server
@@ -524,7 +524,7 @@ async fn open_slots_are_capped_per_user() {
     }
     let reply = server
         .iq(stanza(&format!(
-            "<iq type='get' id='z3' from='user@test/r' to='upload.test'><request xmlns='{NS}' filename='zero' size='0'/></iq>"
+            "<iq type='get' id='z3' from='user@test/r' to='svc.test'><request xmlns='{NS}' filename='zero' size='0'/></iq>"
         )))
         .await;
     assert_stanza_error!(reply, DefinedCondition::ResourceConstraint);

@@ -37,7 +37,7 @@ async fn uploads_refusals_and_storage_are_counted() {
     let (mut server, component) = testing::spawn(|b| b.plugin(upload)).await;
     let ask = |id: &str, size: u32| {
         stanza(&format!(
-            "<iq type='get' id='{id}' from='user@test/r' to='upload.test'><request xmlns='{NS}' filename='f.txt' size='{size}' content-type='text/plain'/></iq>"
+            "<iq type='get' id='{id}' from='user@test/r' to='svc.test'><request xmlns='{NS}' filename='f.txt' size='{size}' content-type='text/plain'/></iq>"
         ))
     };
     let refused = server.iq(ask("big", 1000)).await;

@@ -35,7 +35,7 @@ fn free_port() -> u16 {
 
 fn request(id: &str, attrs: &str) -> satellite::Element {
     stanza(&format!(
-        "<iq type='get' id='{id}' from='user@test/r' to='upload.test'><request xmlns='{NS}' {attrs}/></iq>"
+        "<iq type='get' id='{id}' from='user@test/r' to='svc.test'><request xmlns='{NS}' {attrs}/></iq>"
     ))
 }
 
@@ -66,7 +66,7 @@ async fn slots_and_refusals() {
     assert_stanza_error!(reply, DefinedCondition::BadRequest);
     let reply = server
         .iq(stanza(&format!(
-            "<iq type='get' id='x' from='user@elsewhere/r' to='upload.test'><request xmlns='{NS}' filename='a' size='1'/></iq>"
+            "<iq type='get' id='x' from='user@elsewhere/r' to='svc.test'><request xmlns='{NS}' filename='a' size='1'/></iq>"
         )))
         .await;
     assert_stanza_error!(reply, DefinedCondition::Forbidden);
@@ -258,7 +258,7 @@ const COMMANDS: &str = "http://jabber.org/protocol/commands";
 
 fn command(from: &str, id: &str, inner: &str) -> satellite::Element {
     stanza(&format!(
-        "<iq type='set' id='{id}' from='{from}' to='upload.test'>{inner}</iq>"
+        "<iq type='set' id='{id}' from='{from}' to='svc.test'>{inner}</iq>"
     ))
 }
 
