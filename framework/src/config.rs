@@ -219,7 +219,8 @@ pub struct ComponentConfig {
     /// Prosody allows one (the others are dropped, with one warning).
     pub connections: usize,
     /// Stanzas waiting per address before new ones are refused with
-    /// `resource-constraint` (default 256).
+    /// `resource-constraint` (default 1024: a blast of messages into one
+    /// room fits).
     pub lane_limit: usize,
     /// Addresses with work in progress at once (each has a lane); past
     /// it, stanzas for a new address are refused with
@@ -257,7 +258,7 @@ impl ComponentConfig {
             queue_limit: 4096,
             queue_bytes: 16 << 20,
             connections: 1,
-            lane_limit: 256,
+            lane_limit: 1024,
             max_lanes: 16_384,
             ping_interval: Duration::from_secs(60),
             ping_timeout: Duration::from_secs(30),
@@ -487,7 +488,7 @@ fn validate(file: &Path, index: usize, c: RawComponent) -> Result<ComponentConfi
     config.queue_limit = count("queue_limit", c.queue_limit, 4096)?;
     config.queue_bytes = count("queue_bytes", c.queue_bytes, 16 << 20)?;
     config.connections = count("connections", c.connections, 1)?;
-    config.lane_limit = count("lane_limit", c.lane_limit, 256)?;
+    config.lane_limit = count("lane_limit", c.lane_limit, 1024)?;
     config.max_lanes = count("max_lanes", c.max_lanes, 16_384)?;
     config.ping_interval = secs("ping_interval", c.ping_interval, 60)?;
     config.ping_timeout = secs("ping_timeout", c.ping_timeout, 30)?;

@@ -76,6 +76,8 @@ pub(crate) struct Outbox {
     retired: AtomicBool,
     /// Stanzas queued for this link so far.
     queued: AtomicU64,
+    /// Told when the answer to this link's ping arrives.
+    pong: tokio::sync::Notify,
 }
 
 /// The queue's bounds.
@@ -110,6 +112,7 @@ impl Context {
                 capacity,
                 retired: AtomicBool::new(false),
                 queued: AtomicU64::new(0),
+                pong: tokio::sync::Notify::new(),
             });
             receivers.push(rx);
         }
@@ -409,6 +412,13 @@ impl Context {
             .iter()
             .map(|o| o.queued.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// Where the answer to link `link`'s ping is announced (the first
+    /// link's for an unknown index).
+    pub(crate) fn pong(&self, link: usize) -> &tokio::sync::Notify {
+        let outboxes = &self.shared.outboxes;
+        &outboxes.get(link).unwrap_or(&outboxes[0]).pong
     }
 
     /// Whether link `link` is up.

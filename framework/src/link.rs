@@ -229,6 +229,7 @@ async fn link_loop(
                 let since = Instant::now();
                 let (reader, writer) = link.split();
                 let session = Session {
+                    index,
                     reader,
                     writer,
                     cx,
@@ -361,6 +362,8 @@ fn run_shutdown_hooks(cx: &Context, router: &Arc<Router>) {
 
 /// One connection's worth of state.
 struct Session<'a> {
+    /// Which of the component's links this is.
+    index: usize,
     reader: LinkReader,
     writer: LinkWriter,
     cx: &'a Context,
@@ -392,6 +395,7 @@ impl Session<'_> {
     /// two run side by side.
     async fn pump(self, shutdown: &CancellationToken) -> (End, Queue) {
         let Session {
+            index,
             mut reader,
             writer,
             cx,
@@ -415,13 +419,15 @@ impl Session<'_> {
             cx.clone(),
             config.keepalive_interval,
         ));
+        // The link's pings: its index (answers are told apart by it) and
+        // where they are written.
         let read = read_loop(
+            (index, ping_tx),
             &mut reader,
             cx,
             dispatcher,
             router,
             config,
-            ping_tx,
             shutdown,
         );
         tokio::pin!(read);
@@ -495,12 +501,12 @@ async fn write_side(
 /// The reading side: routes what arrives, pings a silent server, and on
 /// shutdown lets handlers finish (still reading their replies).
 async fn read_loop(
+    (index, ping_tx): (usize, mpsc::Sender<Vec<u8>>),
     reader: &mut LinkReader,
     cx: &Context,
     dispatcher: &Arc<Dispatcher>,
     router: &Arc<Router>,
     cfg: &crate::config::ComponentConfig,
-    ping_tx: mpsc::Sender<Vec<u8>>,
     shutdown: &CancellationToken,
 ) -> ReadEnd {
     let now = Instant::now();
@@ -512,7 +518,7 @@ async fn read_loop(
     let mut ping_seq: u64 = 0;
     let send_ping = |seq: u64| {
         // A full ping queue means pings are already on their way.
-        let _ = ping_tx.try_send(ping_bytes(cfg, seq));
+        let _ = ping_tx.try_send(ping_bytes(cfg, index, seq));
         Some(Instant::now() + cfg.ping_timeout)
     };
     loop {
@@ -547,6 +553,12 @@ async fn read_loop(
                 Incoming::Closed(Some(e)) => return ReadEnd::Lost(e.to_string()),
                 Incoming::Closed(None) => return ReadEnd::Lost("the server closed the stream".into()),
             },
+            // The answer to this link's ping, whichever link of the
+            // process it came in on (ejabberd may hand a host's stanzas
+            // to any connection bound to it).
+            _ = cx.pong(index).notified(), if ping_deadline.is_some() => {
+                ping_deadline = None;
+            }
             _ = sleep_until(ping_deadline.unwrap_or(far)), if ping_deadline.is_some() => {
                 return ReadEnd::Lost(format!("no answer to a ping within {:?}", cfg.ping_timeout));
             }
@@ -576,9 +588,6 @@ async fn inbound(
         cx.grant_privileges(privileges);
         return None;
     }
-    if el.attr("id").is_some_and(|id| id.starts_with(PING_PREFIX)) && el.is("iq", NS_COMPONENT) {
-        return None;
-    }
     // A stanza for another host: another component of this process, or
     // one the server's listener should not send here.
     let other;
@@ -597,6 +606,16 @@ async fn inbound(
         }
         _ => (cx, dispatcher),
     };
+    if let Some(ping) = el.attr("id").and_then(|id| id.strip_prefix(PING_PREFIX))
+        && el.is("iq", NS_COMPONENT)
+    {
+        let link = ping
+            .split_once('-')
+            .and_then(|(link, _)| link.parse().ok())
+            .unwrap_or(0);
+        cx.pong(link).notify_one();
+        return None;
+    }
     if el.is("iq", NS_COMPONENT) && matches!(el.attr("type"), Some("result" | "error")) {
         match Iq::try_from(el) {
             Ok(iq) => {
@@ -632,7 +651,7 @@ async fn unserved(cx: &Context, server: &str, host: &str, el: &Element) {
 }
 
 /// The link's own ping, serialized.
-fn ping_bytes(cfg: &crate::config::ComponentConfig, seq: u64) -> Vec<u8> {
+fn ping_bytes(cfg: &crate::config::ComponentConfig, index: usize, seq: u64) -> Vec<u8> {
     let jid = &cfg.jid;
     // The server's own domain answers pings (or bounces an error: either
     // proves the round trip); a top-level component pings itself.
@@ -644,7 +663,7 @@ fn ping_bytes(cfg: &crate::config::ComponentConfig, seq: u64) -> Vec<u8> {
         .unwrap_or_else(|| jid.to_string());
     let ping = Element::builder("iq", NS_COMPONENT)
         .attr(attr_name("type"), "get")
-        .attr(attr_name("id"), format!("{PING_PREFIX}{seq}"))
+        .attr(attr_name("id"), format!("{PING_PREFIX}{index}-{seq}"))
         .attr(attr_name("from"), jid.as_str())
         .attr(attr_name("to"), target)
         .append(Element::builder("ping", ns::PING))

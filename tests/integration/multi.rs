@@ -21,11 +21,15 @@ const HOSTS: [&str; 2] = ["echo1.localhost", "echo2.localhost"];
 const UNSERVED: &str = "elsewhere.localhost";
 
 fn echo(host: &str, port: u16) -> InProcess {
-    let config = ComponentConfig::new(
+    let mut config = ComponentConfig::new(
         BareJid::new(host).expect("jid"),
         format!("127.0.0.1:{port}"),
         Secret::new(SECRET),
     );
+    // Frequent pings: their answers may come in on the other component's
+    // link, and must still count.
+    config.ping_interval = Duration::from_secs(1);
+    config.ping_timeout = Duration::from_secs(2);
     let component = Component::builder(config)
         .plugin(Echo::new(EchoSettings::default()))
         .build()
@@ -82,6 +86,19 @@ async fn two_components_on_one_ejabberd_listener_each_get_their_own_stanzas() {
         "{reply:?}"
     );
     alice.disconnect().await;
+    // Several ping rounds later, no link was lost.
+    let mut statuses: Vec<_> = running.iter().map(|r| r.status.clone()).collect();
+    for status in &mut statuses {
+        status.mark_unchanged();
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for (status, host) in statuses.iter().zip(HOSTS) {
+        assert!(
+            !status.has_changed().unwrap_or(true),
+            "{host}'s link went down: {:?}",
+            *status.borrow()
+        );
+    }
     for r in running {
         r.stop().await;
     }
