@@ -87,7 +87,7 @@ async fn check_reports_ok_and_names_file_and_key_on_errors() {
         (
             "bad-service.toml",
             component(ECHO, 5347, "echo.secret").replace("\"echo\"", "\"ecco\""),
-            "component[0].service: unknown service `ecco`; expected one of echo",
+            "component[0].service: unknown service `ecco`; expected one of announce, echo, muc, proxy65, upload",
             1,
         ),
         (

@@ -441,7 +441,9 @@ async fn bandwidth_cap_is_observed() {
 
 #[tokio::test]
 async fn twenty_concurrent_transfers_are_intact() {
-    let (_prosody, proxy, mut alice, bob) = setup("").await;
+    // 40 connections from one address wait for activation at once: above
+    // the default per-address cap (20), which its own test covers.
+    let (_prosody, proxy, mut alice, bob) = setup("max_connections_per_address = 64\n").await;
     let mut pairs = Vec::new();
     for i in 0..20 {
         let sid = format!("s-many-{i}");

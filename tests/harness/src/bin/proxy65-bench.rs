@@ -262,12 +262,13 @@ async fn start_satellite(
         format!(
             "\n[[component]]\nservice = \"proxy65\"\njid = \"{jid}\"\nserver = \"127.0.0.1:{}\"\n\
              secret = \"{SECRET}\"\n[component.settings]\nlisten = \"127.0.0.1:{port}\"\n\
-             max_connections_per_jid = 1000\n{extra}",
+             max_connections_per_jid = 1000\nmax_connections_per_address = 1000\n{extra}",
             prosody.component_port
         )
     };
-    // One user opens all the concurrent bytestreams: lift the per-JID cap
-    // (10 by default), which Prosody's proxy does not have.
+    // One user opens all the concurrent bytestreams from one address: lift
+    // the per-JID and per-address caps (10 and 20 by default), which
+    // Prosody's proxy does not have.
     let text = format!(
         "[log]\nlevel = \"warn\"\n{}{}",
         component(SATELLITE_PROXY, port, &o.settings),
