@@ -129,3 +129,58 @@ fn stream_id(header: &str) -> Option<String> {
     }
     None
 }
+
+/// A bare-bones component's stream of elements: the benchmarks' ceilings
+/// (no framework, one XML stream).
+pub type ElementStream = tokio_xmpp::xmlstream::XmlStream<
+    tokio::io::BufStream<TcpStream>,
+    xmpp_parsers::minidom::Element,
+>;
+
+/// Opens a `jabber:component:accept` stream to 127.0.0.1:`port` for `jid`,
+/// does the `<handshake/>`, and returns the stream of elements (what the
+/// bare-bones components of the benchmarks answer on).
+pub async fn element_stream(port: u16, jid: &str, secret: &str) -> Result<ElementStream, String> {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_xmpp::xmlstream::{self, StreamHeader, Timeouts};
+    use xmpp_parsers::minidom::Element;
+
+    const NS_COMPONENT: &str = "jabber:component:accept";
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    let pending = xmlstream::initiate_stream(
+        tokio::io::BufStream::new(tcp),
+        NS_COMPONENT,
+        StreamHeader {
+            from: None,
+            to: Some(jid.to_owned().into()),
+            id: None,
+        },
+        Timeouts::default(),
+    )
+    .await
+    .map_err(|e| format!("stream header: {e}"))?;
+    let id = pending
+        .header()
+        .id
+        .map(|id| id.into_owned())
+        .ok_or("the server sent no stream id")?;
+    let mut stream = pending.skip_features::<Element>();
+    let digest = Sha1::digest(format!("{id}{secret}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    stream
+        .send(
+            &Element::builder("handshake", NS_COMPONENT)
+                .append(hex)
+                .build(),
+        )
+        .await
+        .map_err(|e| format!("send handshake: {e}"))?;
+    match stream.next().await {
+        Some(Ok(el)) if el.name() == "handshake" => Ok(stream),
+        other => Err(format!("handshake refused: {other:?}")),
+    }
+}

@@ -29,10 +29,7 @@ use futures::{SinkExt, StreamExt as _};
 use satellite_harness::Prosody;
 use satellite_harness::c2s::{C2sClient, NS_PING, PipelineStats, chat, name, ping};
 use satellite_harness::process::{Proc, clock_ticks, cpu_ticks, status_kib};
-use sha1::{Digest as _, Sha1};
-use tokio::io::BufStream;
-use tokio::net::TcpStream;
-use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts};
+use tokio_xmpp::xmlstream::ReadError;
 use xmpp_parsers::minidom::Element;
 
 const USAGE: &str = "\
@@ -598,46 +595,7 @@ async fn raw_component_main(args: Vec<String>) -> Result<(), String> {
         return Err("usage: satellite-bench --raw-component PORT JID SECRET".into());
     };
     let port: u16 = port.parse().map_err(|e| format!("port {port:?}: {e}"))?;
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    let pending = xmlstream::initiate_stream(
-        BufStream::new(tcp),
-        NS_COMPONENT,
-        StreamHeader {
-            from: None,
-            to: Some(jid.clone().into()),
-            id: None,
-        },
-        Timeouts::default(),
-    )
-    .await
-    .map_err(|e| format!("stream header: {e}"))?;
-    let id = pending
-        .header()
-        .id
-        .map(|id| id.into_owned())
-        .ok_or("the server sent no stream id")?;
-    let mut stream = pending.skip_features::<Element>();
-    let digest = Sha1::digest(format!("{id}{secret}").as_bytes());
-    let hex: String = digest.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    });
-    stream
-        .send(
-            &Element::builder("handshake", NS_COMPONENT)
-                .append(hex)
-                .build(),
-        )
-        .await
-        .map_err(|e| format!("send handshake: {e}"))?;
-    match stream.next().await {
-        Some(Ok(el)) if el.name() == "handshake" => {}
-        other => return Err(format!("handshake refused: {other:?}")),
-    }
+    let mut stream = satellite_harness::raw_component::element_stream(port, jid, secret).await?;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("SIGTERM handler: {e}"))?;

@@ -6,14 +6,10 @@
 //! any MUC component through this Prosody with this client.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 use futures::{SinkExt, StreamExt as _};
 use satellite_harness::c2s::name;
-use sha1::{Digest as _, Sha1};
-use tokio::io::BufStream;
-use tokio::net::TcpStream;
-use tokio_xmpp::xmlstream::{self, ReadError, StreamHeader, Timeouts};
+use tokio_xmpp::xmlstream::ReadError;
 use xmpp_parsers::minidom::Element;
 
 use crate::pool::NS_MUC_USER;
@@ -26,46 +22,7 @@ pub async fn main(args: Vec<String>) -> Result<(), String> {
         return Err("usage: muc-bench --fanout-component PORT JID SECRET".into());
     };
     let port: u16 = port.parse().map_err(|e| format!("port {port:?}: {e}"))?;
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    let pending = xmlstream::initiate_stream(
-        BufStream::new(tcp),
-        NS_COMPONENT,
-        StreamHeader {
-            from: None,
-            to: Some(jid.clone().into()),
-            id: None,
-        },
-        Timeouts::default(),
-    )
-    .await
-    .map_err(|e| format!("stream header: {e}"))?;
-    let id = pending
-        .header()
-        .id
-        .map(|id| id.into_owned())
-        .ok_or("the server sent no stream id")?;
-    let mut stream = pending.skip_features::<Element>();
-    let digest = Sha1::digest(format!("{id}{secret}").as_bytes());
-    let hex: String = digest.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    });
-    stream
-        .send(
-            &Element::builder("handshake", NS_COMPONENT)
-                .append(hex)
-                .build(),
-        )
-        .await
-        .map_err(|e| format!("send handshake: {e}"))?;
-    match stream.next().await {
-        Some(Ok(el)) if el.name() == "handshake" => {}
-        other => return Err(format!("handshake refused: {other:?}")),
-    }
+    let mut stream = satellite_harness::raw_component::element_stream(port, jid, secret).await?;
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("SIGTERM handler: {e}"))?;
