@@ -8,7 +8,7 @@
 # stopped again here.
 set -euo pipefail
 
-PACKAGES=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp systemd openssl)
+PACKAGES=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp systemd openssl curl)
 
 missing=()
 # One dpkg-query for all packages; unknown packages make it exit non-zero.

@@ -41,6 +41,13 @@ pub trait Storage: Send + Sync + 'static {
         range: Range<u64>,
     ) -> io::Result<BoxStream<'static, io::Result<Bytes>>>;
 
+    /// A committed file opened for reading, where the store keeps files
+    /// in the local file system (`None` otherwise): the download is then
+    /// sent straight from it ([`read`](Self::read) is used otherwise).
+    async fn open(&self, _id: &str) -> io::Result<Option<std::fs::File>> {
+        Ok(None)
+    }
+
     /// Removes a committed file (no error if there is none).
     async fn remove(&self, id: &str) -> io::Result<()>;
 
@@ -126,6 +133,11 @@ impl Storage for FsStorage {
         range: Range<u64>,
     ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
         crate::fs_io::read_range(self.path(id), range, self.read_chunk).await
+    }
+
+    async fn open(&self, id: &str) -> io::Result<Option<std::fs::File>> {
+        let file = tokio::fs::File::open(self.path(id)).await?;
+        Ok(Some(file.into_std().await))
     }
 
     async fn remove(&self, id: &str) -> io::Result<()> {

@@ -1,37 +1,18 @@
 //! The upload plugin against the framework's mock server: disco, slot
 //! replies and refusals, and a PUT/GET round trip over its HTTP server.
 
+mod common;
+
 use std::path::Path;
 
+use common::{free_port, settings};
+use satellite::assert_stanza_error;
 use satellite::testing::{self, stanza};
 use satellite::xmpp::stanza_error::DefinedCondition;
-use satellite::{ComponentConfig, assert_stanza_error};
 use satellite_harness::http::{self, Body, Keep};
-use satellite_upload::{Settings, Upload};
+use satellite_upload::Upload;
 
 const NS: &str = "urn:xmpp:http:upload:0";
-
-fn settings(dir: &Path, port: u16, extra: &str) -> Settings {
-    let mut c = ComponentConfig::new(
-        "upload.test".parse().expect("jid"),
-        "127.0.0.1:5347",
-        satellite::Secret::new("s"),
-    );
-    c.source = dir.join("upload.toml");
-    c.settings = toml::from_str(&format!(
-        "listen = \"127.0.0.1:{port}\"\nstorage_dir = \"{}\"\nallow = [\"test\"]\nmin_free_space = 0\n{extra}",
-        dir.display()
-    ))
-    .expect("toml");
-    Settings::load(&c).expect("settings")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
 
 fn request(id: &str, attrs: &str) -> satellite::Element {
     stanza(&format!(

@@ -11,6 +11,8 @@
 //!   the whole file.
 //! - `Cache-Control: public, max-age=…, immutable`; `Content-Disposition`
 //!   inline only for `inline_types`, with an RFC 6266 / 8187 file name.
+//! - The bytes go out with `sendfile` on plain HTTP/1.1 connections
+//!   ([`sendfile`](super::sendfile)), read in 1 MiB chunks otherwise.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -18,14 +20,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::Response;
 use percent_encoding::utf8_percent_encode;
 
 use super::path::parse;
 use super::reply;
+use super::sendfile::ZeroCopy;
 use crate::catalog::Entry;
 use crate::service::Service;
+
+/// Bodies from this size on are sent with `sendfile` where they can be.
+const ZERO_COPY_FROM: u64 = 16 * 1024;
 
 /// The GET and HEAD handler.
 pub async fn get(service: Arc<Service>, parts: Parts) -> Response {
@@ -122,8 +128,8 @@ pub async fn get(service: Arc<Service>, parts: Parts) -> Response {
         return with_headers(status, headers, Body::empty());
     }
     let bytes = range.end - range.start;
-    let body = match service.storage.read(&id, range).await {
-        Ok(stream) => Body::from_stream(stream),
+    let body = match body(&service, &parts, &id, range).await {
+        Ok(body) => body,
         Err(e) => {
             tracing::error!(%id, error = %e, "upload: cannot read");
             return reply(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
@@ -131,6 +137,26 @@ pub async fn get(service: Arc<Service>, parts: Parts) -> Response {
     };
     service.metrics.downloaded(bytes);
     with_headers(status, headers, body)
+}
+
+/// The bytes `range` of file `id`: sent with `sendfile` on a plain
+/// HTTP/1.1 connection when the store has the file locally, read and
+/// streamed otherwise.
+async fn body(
+    service: &Service,
+    parts: &Parts,
+    id: &str,
+    range: Range<u64>,
+) -> std::io::Result<Body> {
+    if let Some(zero_copy) = parts.extensions.get::<ZeroCopy>()
+        && parts.version <= Version::HTTP_11
+        && range.end - range.start >= ZERO_COPY_FROM
+        && let Some(file) = service.storage.open(id).await?
+    {
+        return zero_copy.body(file, range);
+    }
+    let stream = service.storage.read(id, range).await?;
+    Ok(Body::from_stream(stream))
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response {

@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use super::linger::Linger;
+use super::sendfile::ZeroCopy;
 use crate::config::TlsFiles;
 use crate::service::Service;
 
@@ -59,7 +60,10 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
-        .max_buf_size(settings.max_header_size);
+        .max_buf_size(settings.max_header_size)
+        // Bodies are never copied into hyper's buffer: downloads' bytes
+        // must reach the socket wrapper as they are (`http::sendfile`).
+        .writev(true);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -100,17 +104,24 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        let (tcp, zero_copy) = ZeroCopy::connection(tcp);
+        // Files go out with sendfile on plain connections only.
+        let zero_copy = tls.is_none().then_some(zero_copy);
         let mut io = TimeoutStream::new(Linger::new(tcp));
         io.set_write_timeout(Some(idle));
         let io = Box::pin(io);
         // The deadline ends with the first request's headers.
         let first_request = Arc::new(Notify::new());
         let signal = Arc::clone(&first_request);
-        let service =
-            TowerToHyperService::new(router.clone().map_request(move |r: Request<Incoming>| {
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut r: Request<Incoming>| {
                 signal.notify_one();
+                if let Some(zero_copy) = &zero_copy {
+                    r.extensions_mut().insert(zero_copy.clone());
+                }
                 r
-            }));
+            },
+        ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();

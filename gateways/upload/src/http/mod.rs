@@ -8,6 +8,7 @@ mod listener;
 pub mod path;
 mod put;
 pub mod range;
+mod sendfile;
 
 use std::sync::Arc;
 use std::time::Duration;
