@@ -1,7 +1,9 @@
 //! `soak`: mixed load on all of satellite's bundled services in one
 //! process, through a private Prosody on loopback (the demo's setup), for
 //! `--minutes` (default 30): upload slots, PUTs and GETs of 16 and 256 KiB,
-//! SOCKS5 bytestreams of 4 MiB through proxy65, echo round trips, and
+//! SOCKS5 bytestreams of 4 MiB through proxy65, echo round trips, MUC
+//! traffic (groupchat messages between two occupants of one room, a
+//! leave and rejoin every 20 rounds, an archive query every 10), and
 //! hostile sockets held open on the upload and proxy65 ports (silent, or
 //! sending half a request) and opened again when the service drops them;
 //! one round a second at most.
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use satellite_harness::Client;
 use satellite_harness::c2s::{C2sClient, NS_CLIENT, name};
-use satellite_harness::demo::{Demo, ECHO, PROXY, UPLOAD, USER};
+use satellite_harness::demo::{Demo, ECHO, MUC, PROXY, UPLOAD, USER};
 use satellite_harness::http::{self, Body, Keep};
 use satellite_harness::process::status_kib;
 use sha1::{Digest, Sha1};
@@ -38,6 +40,9 @@ const HOSTILE_HTTP: usize = 16;
 /// `max_connections_per_address`, 20, with room for the bytestreams: all
 /// of them come from 127.0.0.1).
 const HOSTILE_SOCKS: usize = 6;
+/// The room the MUC traffic goes through.
+const SOAK_ROOM: &str = "soak";
+const NS_MUC: &str = "http://jabber.org/protocol/muc";
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// The shortest round.
 const ROUND: Duration = Duration::from_secs(1);
@@ -131,13 +136,17 @@ async fn soak(satellite: &std::path::Path, duration: Duration) -> Result<bool, S
     let mut alice = Client::connect(demo.prosody.c2s_port, &jid, &demo.password).await;
     let mut bob = Client::connect(demo.prosody.c2s_port, &jid, &demo.password).await;
 
+    let room = format!("{SOAK_ROOM}@{MUC}");
+    muc_join(&mut alice, &room, "alice", true).await?;
+    muc_join(&mut bob, &room, "bob", false).await?;
+
     let start = Instant::now();
     let before = sample(pid, start);
     let mut samples = vec![before];
     let mut last_sample = Instant::now();
     let mut hostile: Vec<(u16, TcpStream)> = Vec::new();
     let (mut rounds, mut errors, mut reopened) = (0u64, Vec::<String>::new(), 0usize);
-    let (mut uploads, mut streams, mut echoes) = (0u64, 0u64, 0u64);
+    let (mut uploads, mut streams, mut echoes, mut groupchats) = (0u64, 0u64, 0u64, 0u64);
     let pattern: Vec<u8> = (0..4 * 1024 * 1024)
         .map(|i: usize| (i * 31 % 251) as u8)
         .collect();
@@ -216,13 +225,18 @@ async fn soak(satellite: &std::path::Path, duration: Duration) -> Result<bool, S
                 errors.push(format!("echo {id}: {reply:?}"));
             }
         }
+        // MUC: messages between two occupants, a rejoin, an archive query.
+        match muc_round(&mut alice, &mut bob, &room, rounds).await {
+            Ok(n) => groupchats += n,
+            Err(e) => errors.push(e),
+        }
         let _ = bob.take_received(|_| true);
         let _ = alice.take_received(|_| true);
         if last_sample.elapsed() >= SAMPLE_EVERY {
             last_sample = Instant::now();
             let s = sample(pid, start);
             println!(
-                "  {:>6.0} s: RSS {:.1} MiB, {} fds; {rounds} rounds, {uploads} uploads, {streams} bytestreams, {echoes} echoes, {} errors",
+                "  {:>6.0} s: RSS {:.1} MiB, {} fds; {rounds} rounds, {uploads} uploads, {streams} bytestreams, {echoes} echoes, {groupchats} groupchat messages, {} errors",
                 s.at,
                 s.rss_kib as f64 / 1024.0,
                 s.fds,
@@ -270,7 +284,8 @@ async fn soak(satellite: &std::path::Path, duration: Duration) -> Result<bool, S
         println!("  error: {e}");
     }
     println!(
-        "\nsoak: {:.1} min, {rounds} rounds: {uploads} uploads (PUT + GET), {streams} bytestreams, {echoes} echo round trips; \
+        "\nsoak: {:.1} min, {rounds} rounds: {uploads} uploads (PUT + GET), {streams} bytestreams, {echoes} echo round trips, \
+         {groupchats} groupchat messages; \
          {} hostile sockets dropped by satellite and opened again",
         start.elapsed().as_secs_f64() / 60.0,
         reopened
@@ -295,6 +310,105 @@ async fn soak(satellite: &std::path::Path, duration: Duration) -> Result<bool, S
     );
     demo.stop().await?;
     Ok(growth_ok && fds_ok && errors_ok)
+}
+
+/// Joins `room` as `nick` (without history); the creator also makes it
+/// an instant room.
+async fn muc_join(client: &mut Client, room: &str, nick: &str, create: bool) -> Result<(), String> {
+    client
+        .send_raw(&format!(
+            "<presence to='{room}/{nick}'><x xmlns='{NS_MUC}'><history maxstanzas='0'/></x></presence>"
+        ))
+        .await;
+    let own = format!("{room}/{nick}");
+    let joined = client
+        .recv_matching(
+            |e| e.name() == "presence" && e.attr("from") == Some(own.as_str()),
+            T,
+        )
+        .await;
+    if joined.attr("type").is_some() {
+        return Err(format!("joining {room} as {nick}: {joined:?}"));
+    }
+    if create {
+        let reply = client
+            .iq(&format!(
+                "<iq type='set' id='soak-room' to='{room}'><query xmlns='{NS_MUC}#owner'>\
+                 <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+            ))
+            .await;
+        if reply.attr("type") != Some("result") {
+            return Err(format!("configuring {room}: {reply:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Five groupchat messages from `alice`, each seen by `bob`; every 20th
+/// round `bob` leaves and joins again, every 10th `alice` queries the
+/// room's archive for its last 10 messages. Returns the messages seen.
+async fn muc_round(
+    alice: &mut Client,
+    bob: &mut Client,
+    room: &str,
+    round: u64,
+) -> Result<u64, String> {
+    for i in 0..5 {
+        let id = format!("g{round}-{i}");
+        alice
+            .send_raw(&format!(
+                "<message to='{room}' id='{id}' type='groupchat'><body>soak {id}</body></message>"
+            ))
+            .await;
+        let seen = bob
+            .recv_matching(
+                |e| e.name() == "message" && e.attr("id") == Some(id.as_str()),
+                T,
+            )
+            .await;
+        if seen.attr("type") != Some("groupchat") {
+            return Err(format!("groupchat {id}: {seen:?}"));
+        }
+    }
+    if round.is_multiple_of(20) {
+        bob.send_raw(&format!("<presence to='{room}/bob' type='unavailable'/>"))
+            .await;
+        let own = format!("{room}/bob");
+        bob.recv_matching(
+            |e| {
+                e.name() == "presence"
+                    && e.attr("from") == Some(own.as_str())
+                    && e.attr("type") == Some("unavailable")
+            },
+            T,
+        )
+        .await;
+        muc_join(bob, room, "bob", false).await?;
+    }
+    if round.is_multiple_of(10) {
+        let id = format!("mam{round}");
+        let reply = alice
+            .iq(&format!(
+                "<iq type='set' id='{id}' to='{room}'><query xmlns='urn:xmpp:mam:2' queryid='{id}'>\
+                 <set xmlns='http://jabber.org/protocol/rsm'><max>10</max><before/></set></query></iq>"
+            ))
+            .await;
+        if reply.attr("type") != Some("result") {
+            return Err(format!("archive query {id}: {reply:?}"));
+        }
+        let results = alice.take_received(|e| {
+            e.name() == "message"
+                && e.children()
+                    .any(|r| r.name() == "result" && r.attr("queryid") == Some(id.as_str()))
+        });
+        if results.len() != 10 {
+            return Err(format!(
+                "archive query {id}: {} results, expected 10",
+                results.len()
+            ));
+        }
+    }
+    Ok(5)
 }
 
 /// A slot, a PUT of `body`, a GET of it back.
