@@ -206,18 +206,7 @@ impl Settings {
     pub fn load(c: &ComponentConfig) -> Result<Self, BoxError> {
         let raw: RawSettings = c.settings()?;
         let at = |key: &str, msg: String| -> BoxError { c.settings_error(key, msg).into() };
-        let config_dir = c.source.parent().unwrap_or(Path::new("."));
-        let default_dir = match std::env::var_os("STATE_DIRECTORY") {
-            // systemd's StateDirectory= (several are separated by ':').
-            Some(dirs) => PathBuf::from(
-                dirs.to_string_lossy()
-                    .split(':')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
-            None => config_dir.join(format!("upload-{}", c.jid)),
-        };
+        let default_dir = c.default_state_dir("upload");
         let mut s = Self::defaults(&c.jid, default_dir);
         if let Some(listen) = raw.listen {
             s.listen = listen;
@@ -228,11 +217,7 @@ impl Settings {
             s.public_url = check_public_url(&url).map_err(|m| at("public_url", m))?;
         }
         if let Some(dir) = raw.storage_dir {
-            s.storage_dir = if dir.is_relative() {
-                config_dir.join(dir)
-            } else {
-                dir
-            };
+            s.storage_dir = c.path_setting(dir);
         }
         if let Some(allow) = raw.allow {
             s.allow = Acl::parse(&allow).map_err(|(i, m)| at(&format!("allow[{i}]"), m))?;
@@ -341,8 +326,8 @@ impl Settings {
         .map_err(|(key, m)| at(&key, m))?;
         s.tls = match (raw.tls_cert, raw.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: credential_path(config_dir, cert),
-                key: credential_path(config_dir, key),
+                cert: credential_path(c.config_dir(), cert),
+                key: credential_path(c.config_dir(), key),
             }),
             (None, None) => None,
             (Some(_), None) => {
